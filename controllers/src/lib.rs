@@ -1,0 +1,1 @@
+//! The control loops (Deployment, ReplicaSet, garbage collector, namespace, endpoints, node lifecycle) and the scheduler, reading through shared caches and writing through the API (filled in by the controllers and scheduler issues).

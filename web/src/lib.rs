@@ -1,0 +1,1 @@
+//! The dashboard served by the same binary (filled in by the web issue).
