@@ -48,7 +48,7 @@ pub enum Error {
     #[error("store is closed")]
     Closed,
     /// The data directory could not be opened.
-    #[error("cannot open store at {path}: {source}")]
+    #[error("cannot open store at {path}")]
     Open {
         path: PathBuf,
         #[source]
@@ -58,7 +58,7 @@ pub enum Error {
     #[error("corrupt record at revision {revision}: {reason}")]
     Corrupt { revision: Revision, reason: String },
     /// The storage engine failed underneath us.
-    #[error("storage i/o failed while {action}: {source}")]
+    #[error("storage i/o failed while {action}")]
     Storage {
         action: &'static str,
         #[source]

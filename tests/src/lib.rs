@@ -1,1 +1,102 @@
-//! Helpers for the end-to-end tests: locating and starting the real `k1s` binary.
+//! Helpers for the end-to-end tests: locating the real `k1s` binary and running a server on a temp data dir.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `k1s` binary under test: `$K1S_BIN`, or the one built next to this test binary
+/// (`target/<profile>/k1s`; the test command builds it first).
+pub fn k1s_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("K1S_BIN") {
+        return bin.into();
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps");
+    let bin = profile_dir.join("k1s");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --bin k1s` first (the test command does)",
+        bin.display()
+    );
+    bin
+}
+
+pub fn k1s() -> Command {
+    Command::new(k1s_bin())
+}
+
+/// A running `k1s server`, killed (and its log printed) when dropped.
+pub struct Server {
+    pub child: Child,
+    pub data_dir: PathBuf,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Start `k1s server` with `args` on `data_dir` and wait until its store is ready.
+    pub fn start(data_dir: PathBuf, args: &[&str]) -> anyhow::Result<Server> {
+        let log = data_dir.with_extension("log");
+        let child = k1s()
+            .arg("server")
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(["--https-listen-port", "0", "--disable-agent"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()?;
+        let server = Server {
+            child,
+            data_dir,
+            log,
+        };
+        server.wait_for_log("k1s server running", Duration::from_secs(30))?;
+        Ok(server)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        anyhow::bail!("server log never showed {needle:?}:\n{}", self.log())
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn stop(mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!("server did not exit after SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            if std::thread::panicking() {
+                eprintln!("--- k1s server log ---\n{}", self.log());
+            }
+        }
+    }
+}

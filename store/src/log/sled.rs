@@ -4,21 +4,31 @@
 //! - `Db::flush` writes with `sync_file_range`, which is not durable; [`SledLog::sync`] follows
 //!   it with an fdatasync of the `db` file. sled's own periodic flusher is off: the engine's
 //!   group-commit thread is the only flusher.
-//! - sled writes values over a quarter of its segment size (128 KiB by default) as separate
-//!   `blobs/` files that it never syncs. Records are therefore split into chunks of at most
-//!   [`CHUNK`] bytes so every byte goes through the one log file we sync.
+//! - sled writes any page over a quarter of its segment size (128 KiB by default) as a separate
+//!   file under `blobs/` that it never syncs. A page is a whole B-tree node (up to 16 values), so
+//!   even modest values end up there. [`SledLog::sync`] fsyncs each new blob file and the
+//!   directory before the log that points at them.
 
+use std::collections::HashSet;
+use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+
+use parking_lot::Mutex;
 
 use super::{Log, Meta};
 use crate::error::Error;
 use crate::record::Record;
+use bytes::Bytes;
+
 use crate::{Result, Revision, SledConfig};
 
-/// Largest sled value we write; well under sled's blob threshold (segment_size / 4).
-const CHUNK: usize = 64 * 1024;
 const META_COMPACT: &[u8] = b"compact_revision";
+const META_FORMAT: &[u8] = b"format";
+/// The on-disk format version of the records tree.
+const FORMAT_VERSION: u32 = 1;
+/// Created beside sled's files once the store is initialised.
+const MARKER_FILE: &str = "k1s-store";
 
 pub(crate) struct SledLog {
     db: sled::Db,
@@ -28,19 +38,13 @@ pub(crate) struct SledLog {
     log_file: File,
     path: PathBuf,
     sync_enabled: bool,
+    /// Names of the blob files already fsync'd.
+    synced_blobs: Mutex<HashSet<OsString>>,
 }
 
-/// The sled key of a record's first chunk: its revision, big-endian so keys sort by revision.
-fn head_key(revision: Revision) -> [u8; 8] {
+/// The sled key of a record: its revision, big-endian so keys sort by revision.
+fn record_key(revision: Revision) -> [u8; 8] {
     revision.to_be_bytes()
-}
-
-/// The sled key of a record's continuation chunk `n` (n ≥ 1): sorts right after the head.
-fn chunk_key(revision: Revision, n: u16) -> [u8; 10] {
-    let mut key = [0u8; 10];
-    key[..8].copy_from_slice(&revision.to_be_bytes());
-    key[8..].copy_from_slice(&n.to_be_bytes());
-    key
 }
 
 impl SledLog {
@@ -78,42 +82,64 @@ impl SledLog {
             log_file,
             path: path.clone(),
             sync_enabled: !config.unsafe_no_sync,
+            synced_blobs: Mutex::new(HashSet::new()),
         };
-        // sled created its files without syncing the directory: make their names durable.
-        log.sync().map_err(|e| open_err(Box::new(e)))?;
-        if log.sync_enabled {
-            File::open(&path)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| open_err(Box::new(e)))?;
-        }
+        log.check_initialised().map_err(open_err)?;
         Ok(log)
     }
 
-    fn read_chunked(&self, revision: Revision, head: &[u8]) -> Result<Record> {
-        let corrupt = |reason: &str| Error::Corrupt {
-            revision,
-            reason: reason.to_string(),
-        };
-        let total = head
-            .get(..4)
-            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
-            .ok_or_else(|| corrupt("missing length prefix"))?;
-        let mut data = Vec::with_capacity(total);
-        data.extend_from_slice(&head[4..]);
-        let mut n = 1u16;
-        while data.len() < total {
-            let chunk = self
-                .records
-                .get(chunk_key(revision, n))
-                .map_err(|e| Error::storage("reading a record chunk", e))?
-                .ok_or_else(|| corrupt(&format!("chunk {n} is missing")))?;
-            data.extend_from_slice(&chunk);
-            n = n.checked_add(1).ok_or_else(|| corrupt("too many chunks"))?;
+    /// sled opens a damaged log as an empty database. A marker file beside it, written once the
+    /// database holds its format key, tells a fresh store from one that lost its data.
+    fn check_initialised(
+        &self,
+    ) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let marker = self.path.join(MARKER_FILE);
+        let has_format = self.meta.get(META_FORMAT)?.is_some();
+        if !has_format && marker.exists() {
+            return Err(
+                "data is corrupt: the store was initialised here but sled's log holds none of it"
+                    .into(),
+            );
         }
-        if data.len() != total {
-            return Err(corrupt("chunks are longer than the record"));
+        if !has_format {
+            self.meta
+                .insert(META_FORMAT, &FORMAT_VERSION.to_be_bytes())?;
         }
-        Record::decode(revision, data.into())
+        // sled created its files without syncing the directory: make data and names durable.
+        self.sync()?;
+        if !marker.exists() {
+            let file = File::create(&marker)?;
+            if self.sync_enabled {
+                file.sync_all()?;
+            }
+        }
+        if self.sync_enabled {
+            File::open(&self.path)?.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// fsync every blob file sled wrote since the last sync, then the `blobs/` directory.
+    /// Blob files are written once and never modified, so each is synced once.
+    fn sync_new_blobs(&self) -> std::io::Result<()> {
+        let dir = self.path.join("blobs");
+        let mut synced = self.synced_blobs.lock();
+        let mut present = HashSet::with_capacity(synced.len());
+        let mut new = false;
+        for entry in std::fs::read_dir(&dir)? {
+            let name = entry?.file_name();
+            if !synced.contains(&name) {
+                File::open(dir.join(&name))?.sync_all()?;
+                new = true;
+            }
+            present.insert(name);
+        }
+        let removed = present.len() != synced.len() || new;
+        *synced = present;
+        if removed {
+            File::open(&dir)?.sync_all()?;
+        }
+        Ok(())
     }
 }
 
@@ -138,66 +164,44 @@ fn ensure_dir(path: &Path) -> std::io::Result<()> {
 
 impl Log for SledLog {
     fn append(&self, record: &Record) -> Result<()> {
-        let encoded = record.encode();
-        let first = encoded.len().min(CHUNK);
-        let mut head = Vec::with_capacity(4 + first);
-        head.extend_from_slice(&(encoded.len() as u32).to_le_bytes());
-        head.extend_from_slice(&encoded[..first]);
-        let insert_err = |e| Error::storage("appending a record", e);
-        if encoded.len() <= CHUNK {
-            self.records
-                .insert(head_key(record.revision), head)
-                .map_err(insert_err)?;
-            return Ok(());
-        }
-        let mut batch = sled::Batch::default();
-        batch.insert(&head_key(record.revision), head);
-        for (i, chunk) in encoded[CHUNK..].chunks(CHUNK).enumerate() {
-            batch.insert(&chunk_key(record.revision, i as u16 + 1), chunk);
-        }
-        self.records.apply_batch(batch).map_err(insert_err)
+        self.records
+            .insert(record_key(record.revision), record.encode().as_ref())
+            .map_err(|e| Error::storage("appending a record", e))?;
+        Ok(())
     }
 
     fn read(&self, revision: Revision) -> Result<Option<Record>> {
-        let head = self
+        let data = self
             .records
-            .get(head_key(revision))
+            .get(record_key(revision))
             .map_err(|e| Error::storage("reading a record", e))?;
-        head.map(|head| self.read_chunked(revision, &head))
+        data.map(|d| Record::decode(revision, Bytes::copy_from_slice(&d)))
             .transpose()
     }
 
     fn read_range(&self, from: Revision, to: Revision, limit: usize) -> Result<Vec<Record>> {
-        let mut out = Vec::new();
         if from > to {
-            return Ok(out);
+            return Ok(Vec::new());
         }
-        for item in self.records.range(head_key(from)..=head_key(to)) {
-            let (key, head) = item.map_err(|e| Error::storage("scanning records", e))?;
-            if key.len() != 8 {
-                continue; // a continuation chunk, read with its head
-            }
-            let revision = u64::from_be_bytes(key.as_ref().try_into().expect("8 bytes"));
-            out.push(self.read_chunked(revision, &head)?);
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
+        self.records
+            .range(record_key(from)..=record_key(to))
+            .take(limit)
+            .map(|item| {
+                let (key, data) = item.map_err(|e| Error::storage("scanning records", e))?;
+                let revision =
+                    u64::from_be_bytes(key.as_ref().try_into().map_err(|_| Error::Corrupt {
+                        revision: 0,
+                        reason: format!("record key of {} bytes", key.len()),
+                    })?);
+                Record::decode(revision, Bytes::copy_from_slice(&data))
+            })
+            .collect()
     }
 
     fn remove(&self, revisions: &[Revision]) -> Result<()> {
         let mut batch = sled::Batch::default();
         for &revision in revisions {
-            let upper = chunk_key(revision, u16::MAX);
-            for item in self
-                .records
-                .range(head_key(revision).as_slice()..=upper.as_slice())
-            {
-                let (key, _) =
-                    item.map_err(|e| Error::storage("scanning records to compact", e))?;
-                batch.remove(key);
-            }
+            batch.remove(&record_key(revision));
         }
         self.records
             .apply_batch(batch)
@@ -209,6 +213,10 @@ impl Log for SledLog {
             .flush()
             .map_err(|e| Error::storage("flushing sled", e))?;
         if self.sync_enabled {
+            // Blobs first: the log records that point at them must not become durable before
+            // the blobs do.
+            self.sync_new_blobs()
+                .map_err(|e| Error::storage("syncing sled's blob files", e))?;
             self.log_file
                 .sync_data()
                 .map_err(|e| Error::storage("syncing sled's log file", e))?;

@@ -1,0 +1,106 @@
+//! The command line: `k1s server`, `k1s agent`, `k1s version`, their flags, and logging set-up.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The Kubernetes API version k1s serves.
+pub const KUBERNETES_VERSION: &str = "v1.33.0";
+
+pub fn version_string() -> String {
+    format!(
+        "v{} (Kubernetes {KUBERNETES_VERSION})",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "k1s", version = env!("CARGO_PKG_VERSION"), about = "Kubernetes in one binary")]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "K1S_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the control plane (API server, store, controllers, scheduler, dashboard) and, unless
+    /// disabled, an agent for this machine.
+    Server(ServerArgs),
+    /// Run a node agent that joins this machine to a server.
+    Agent(AgentArgs),
+    /// Print the version.
+    Version,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// Where the store, certificates, images and agent state live.
+    #[arg(long, default_value = "/var/lib/k1s", env = "K1S_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Keep the cluster state in memory only (the data dir still holds certificates, images and
+    /// agent state).
+    #[arg(long)]
+    pub ephemeral: bool,
+    /// Address the API server listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind_address: std::net::IpAddr,
+    /// HTTPS port of the API server.
+    #[arg(long, default_value_t = 6443)]
+    pub https_listen_port: u16,
+    /// Do not run the embedded agent (no pods run on this machine).
+    #[arg(long)]
+    pub disable_agent: bool,
+    /// This machine's node name (defaults to the host name).
+    #[arg(long, env = "K1S_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// Keep store history for at least this long (e.g. 5m, 90s).
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub history_window: Duration,
+    /// Keep at least this many revisions of store history.
+    #[arg(long, default_value_t = 10_000)]
+    pub history_min_revisions: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AgentArgs {
+    /// The server to join, e.g. https://10.0.0.1:6443.
+    #[arg(long, env = "K1S_URL")]
+    pub server: String,
+    /// The join token printed by the server.
+    #[arg(long, env = "K1S_TOKEN")]
+    pub token: String,
+    /// Where the agent keeps images and pod state.
+    #[arg(long, default_value = "/var/lib/k1s", env = "K1S_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// This machine's node name (defaults to the host name).
+    #[arg(long, env = "K1S_NODE_NAME")]
+    pub node_name: Option<String>,
+}
+
+pub fn init_logging(format: &LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("K1S_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
