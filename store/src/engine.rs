@@ -1,10 +1,9 @@
 //! The revision engine shared by the embedded backends: one writer assigns revisions, a group-commit thread makes them durable and publishes them, readers see only durable revisions.
 //!
-//! Write path: validate → take the writer lock → compare against the in-memory [`Index`] →
-//! append the record to the [`Log`] → update the index → queue the event → release the lock →
-//! wait until the commit thread has synced past our revision. The commit thread syncs once for
-//! every write queued since its last sync (group commit), then dispatches the events to the
-//! watch hub, then publishes the new durable revision, which is what readers read at.
+//! Write path: validate → queue the request → the commit thread takes every queued request,
+//! compares each against the in-memory [`Index`], appends the record to the [`Log`] and updates
+//! the index → one sync for the whole batch (group commit) → events to the watch hub → publish
+//! the new durable revision, which is what readers read at → answer the writers.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -16,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, RwLock};
-use tokio::sync::watch;
+use tokio::sync::oneshot;
 
 use crate::error::show_key;
 use crate::index::{Index, Version};
@@ -51,11 +50,15 @@ pub(crate) struct Engine<L: Log> {
 struct Inner<L: Log> {
     log: L,
     index: RwLock<Index>,
-    writer: Mutex<Writer>,
-    /// Signalled when the writer appends or the store closes.
-    appended: Condvar,
-    /// The durable revision, or the error that stopped the commit thread.
-    committed: watch::Sender<Committed>,
+    /// Writes waiting for the commit thread.
+    queue: Mutex<Queue>,
+    /// Signalled when a write is queued or the store closes.
+    queued: Condvar,
+    /// Held while the log changes or syncs: by the commit thread for a whole batch, by
+    /// compaction for one step. No log write ever overlaps a sync.
+    log_lock: Mutex<()>,
+    /// The newest durable revision: what readers read at.
+    durable: AtomicU64,
     compact_revision: AtomicU64,
     /// Serialises compactions.
     compacting: tokio::sync::Mutex<()>,
@@ -65,20 +68,24 @@ struct Inner<L: Log> {
     opts: Options,
 }
 
-struct Writer {
-    /// The newest revision appended to the log (durable or not).
-    last_revision: Revision,
-    /// Events appended but not yet handed to the commit thread.
-    pending: Vec<Arc<Event>>,
+#[derive(Default)]
+struct Queue {
+    requests: Vec<Request>,
     closed: bool,
-}
-
-#[derive(Clone, Debug)]
-struct Committed {
-    revision: Revision,
+    /// Why the commit thread stopped, if it failed.
     failure: Option<Arc<str>>,
 }
 
+/// One conditional write, answered once it is durable.
+struct Request {
+    key: Bytes,
+    value: Bytes,
+    op: Op,
+    ttl: Option<Duration>,
+    reply: oneshot::Sender<Result<WriteOutcome>>,
+}
+
+#[derive(Clone, Copy)]
 enum Op {
     Create,
     Update(Revision),
@@ -158,20 +165,13 @@ impl<L: Log> Engine<L> {
             compact_revision = meta.compact_revision,
             "store recovered"
         );
-        let (committed, _) = watch::channel(Committed {
-            revision,
-            failure: None,
-        });
         let inner = Arc::new(Inner {
             log,
             index: RwLock::new(index),
-            writer: Mutex::new(Writer {
-                last_revision: revision,
-                pending: Vec::new(),
-                closed: false,
-            }),
-            appended: Condvar::new(),
-            committed,
+            queue: Mutex::new(Queue::default()),
+            queued: Condvar::new(),
+            log_lock: Mutex::new(()),
+            durable: AtomicU64::new(revision),
             compact_revision: AtomicU64::new(meta.compact_revision),
             compacting: tokio::sync::Mutex::new(()),
             hub: Hub::new(revision, opts.watch_buffer),
@@ -182,7 +182,7 @@ impl<L: Log> Engine<L> {
         let thread_inner = inner.clone();
         let commit_thread = std::thread::Builder::new()
             .name("k1s-store-commit".into())
-            .spawn(move || thread_inner.commit_loop())
+            .spawn(move || thread_inner.commit_loop(revision))
             .map_err(|e| Error::storage("starting the commit thread", e))?;
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(maintenance(Arc::downgrade(&inner)));
@@ -193,10 +193,11 @@ impl<L: Log> Engine<L> {
         })
     }
 
+    /// Refuse new writes, commit the queued ones, stop the commit thread and end every watch.
     fn shutdown(&self) {
         self.inner.closing.store(true, Ordering::Release);
-        self.inner.writer.lock().closed = true;
-        self.inner.appended.notify_all();
+        self.inner.queue.lock().closed = true;
+        self.inner.queued.notify_all();
         if let Some(thread) = self.commit_thread.lock().take() {
             let _ = thread.join();
         }
@@ -212,55 +213,172 @@ impl<L: Log> Drop for Engine<L> {
 
 impl<L: Log> Inner<L> {
     fn current(&self) -> Revision {
-        self.committed.borrow().revision
+        self.durable.load(Ordering::Acquire)
     }
 
-    /// Group commit: one sync covers every write appended since the previous one.
+    /// Queue a write and wait until it is durable (or refused).
+    async fn write(
+        &self,
+        key: &[u8],
+        value: Bytes,
+        op: Op,
+        ttl: Option<Duration>,
+    ) -> Result<WriteOutcome> {
+        let (reply, answer) = oneshot::channel();
+        {
+            let mut queue = self.queue.lock();
+            if queue.closed {
+                return Err(match &queue.failure {
+                    Some(reason) => Error::Storage {
+                        action: "committing a write",
+                        source: reason.to_string().into(),
+                    },
+                    None => Error::Closed,
+                });
+            }
+            queue.requests.push(Request {
+                key: Bytes::copy_from_slice(key),
+                value,
+                op,
+                ttl,
+                reply,
+            });
+        }
+        self.queued.notify_one();
+        answer.await.map_err(|_| Error::Closed)?
+    }
+
+    /// The single writer. Each round takes every queued write, applies them in order (compare,
+    /// append, index), syncs the log once for all of them (group commit), hands their events to
+    /// the watch hub, publishes the new durable revision and only then answers the writers.
     ///
-    /// The writer lock is held across the sync, so no append runs while the log is being made
-    /// durable: every durable state is one where the log was completely flushed. (Letting appends
-    /// overlap the sync left sled's log with holes at the sync point, which its recovery cannot
-    /// read back after a power cut: see ARCHITECTURE.md.) Writers arriving during a sync queue up
-    /// and share the next one.
-    fn commit_loop(&self) {
+    /// Appends never overlap a sync: a sync point is always a completely flushed log. (With
+    /// appends racing the sync, a power cut could keep a log page that points at a sled blob
+    /// file written after the blobs were synced, which sled cannot recover from.) Writers that
+    /// arrive during a sync wait in the queue and share the next one. Writers never hold a lock
+    /// across a sync, so async tasks never block on one.
+    fn commit_loop(&self, mut last_revision: Revision) {
         loop {
-            let (target, events) = {
-                let mut writer = self.writer.lock();
-                while writer.last_revision == self.current() && !writer.closed {
-                    self.appended.wait(&mut writer);
+            let batch = {
+                let mut queue = self.queue.lock();
+                while queue.requests.is_empty() && !queue.closed {
+                    self.queued.wait(&mut queue);
                 }
-                if writer.last_revision == self.current() {
-                    return; // closed, and nothing left to commit
+                if queue.requests.is_empty() {
+                    return; // closed, and everything queued was committed
                 }
-                if let Err(e) = self.log.sync() {
-                    tracing::error!(error = %e, "store sync failed; refusing further writes");
-                    writer.closed = true;
-                    let failure: Arc<str> = e.to_string().into();
-                    self.committed.send_modify(|c| c.failure = Some(failure));
-                    return;
-                }
-                (writer.last_revision, std::mem::take(&mut writer.pending))
+                std::mem::take(&mut queue.requests)
             };
-            self.hub.dispatch(&events, target);
-            self.committed.send_modify(|c| c.revision = target);
+            let log_guard = self.log_lock.lock();
+            let mut events = Vec::new();
+            let mut answers = Vec::with_capacity(batch.len());
+            for request in batch {
+                let result = self.apply(&request, last_revision + 1, &mut events);
+                if let Ok(WriteOutcome::Committed { revision, .. }) = &result {
+                    last_revision = *revision;
+                }
+                answers.push((request.reply, result));
+            }
+            if let Err(e) = self.log.sync() {
+                drop(log_guard);
+                tracing::error!(error = %e, "store sync failed; refusing further writes");
+                let failure: Arc<str> = e.to_string().into();
+                let mut queue = self.queue.lock();
+                queue.closed = true;
+                queue.failure = Some(failure.clone());
+                for (reply, _) in answers {
+                    let _ = reply.send(Err(Error::Storage {
+                        action: "committing a write",
+                        source: failure.to_string().into(),
+                    }));
+                }
+                return;
+            }
+            drop(log_guard);
+            self.hub.dispatch(&events, last_revision);
+            self.durable.store(last_revision, Ordering::Release);
+            for (reply, result) in answers {
+                let _ = reply.send(result); // the writer may have gone away
+            }
         }
     }
 
-    /// Wait until `revision` is durable.
-    async fn wait_durable(&self, revision: Revision) -> Result<()> {
-        let mut rx = self.committed.subscribe();
-        let committed = rx
-            .wait_for(|c| c.revision >= revision || c.failure.is_some())
-            .await
-            .map_err(|_| Error::Closed)?
-            .clone();
-        match committed.failure {
-            Some(reason) if committed.revision < revision => Err(Error::Storage {
-                action: "committing a write",
-                source: reason.to_string().into(),
-            }),
-            _ => Ok(()),
+    /// Apply one write at `revision` if its precondition holds (on the commit thread, with the
+    /// log lock held).
+    fn apply(
+        &self,
+        request: &Request,
+        revision: Revision,
+        events: &mut Vec<Arc<Event>>,
+    ) -> Result<WriteOutcome> {
+        let key = &request.key;
+        let live = self
+            .index
+            .read()
+            .latest(key)
+            .filter(|v| !v.tombstone)
+            .map(|v| v.revision);
+        let holds = match request.op {
+            Op::Create => live.is_none(),
+            Op::Update(expected) => live == Some(expected),
+            Op::Delete(expected) => live.is_some() && expected.is_none_or(|e| live == Some(e)),
+        };
+        let prev = live.map(|r| self.read_record(r, r)).transpose()?;
+        if !holds {
+            return Ok(WriteOutcome::Conflict {
+                current: prev.map(|r| r.to_kv()),
+            });
         }
+        let record = match request.op {
+            Op::Create | Op::Update(_) => Record {
+                revision,
+                kind: EventKind::Put,
+                key: key.clone(),
+                value: request.value.clone(),
+                create_revision: prev.as_ref().map_or(revision, |p| p.create_revision),
+                version: prev.as_ref().map_or(1, |p| p.version + 1),
+                prev_revision: live.unwrap_or(0),
+                expires_at_ms: request.ttl.map_or(0, |t| now_ms() + t.as_millis() as u64),
+            },
+            Op::Delete(_) => Record {
+                revision,
+                kind: EventKind::Delete,
+                key: key.clone(),
+                value: Bytes::new(),
+                create_revision: 0,
+                version: 0,
+                prev_revision: live.unwrap_or(0),
+                expires_at_ms: 0,
+            },
+        };
+        self.log.append(&record)?;
+        self.index.write().push(
+            key,
+            Version {
+                revision,
+                tombstone: record.is_tombstone(),
+            },
+        );
+        if record.expires_at_ms > 0 {
+            self.expiries
+                .lock()
+                .push(Reverse((record.expires_at_ms, revision, key.clone())));
+        }
+        let prev_kv = prev.map(|p| p.to_kv());
+        let kv = match request.op {
+            Op::Delete(_) => prev_kv.clone().expect("a delete has a previous version"),
+            _ => record.to_kv(),
+        };
+        events.push(Arc::new(Event {
+            kind: record.kind,
+            kv: record.to_kv(),
+            prev: prev_kv.clone(),
+        }));
+        Ok(WriteOutcome::Committed {
+            revision,
+            kv,
+            prev: prev_kv,
+        })
     }
 
     fn read_record(&self, revision: Revision, at: Revision) -> Result<Record> {
@@ -305,100 +423,6 @@ impl<L: Log> Inner<L> {
         Ok(at)
     }
 
-    fn write(
-        &self,
-        key: &[u8],
-        value: Bytes,
-        op: Op,
-        ttl: Option<Duration>,
-    ) -> Result<(Revision, WriteOutcome)> {
-        let mut writer = self.writer.lock();
-        if writer.closed {
-            return Err(Error::Closed);
-        }
-        let live = self
-            .index
-            .read()
-            .latest(key)
-            .filter(|v| !v.tombstone)
-            .map(|v| v.revision);
-        let holds = match op {
-            Op::Create => live.is_none(),
-            Op::Update(expected) => live == Some(expected),
-            Op::Delete(expected) => live.is_some() && expected.is_none_or(|e| live == Some(e)),
-        };
-        let prev = live.map(|r| self.read_record(r, r)).transpose()?;
-        if !holds {
-            // Report the current value, once it is durable (it may still be in flight).
-            let wait_for = writer.last_revision;
-            return Ok((
-                wait_for,
-                WriteOutcome::Conflict {
-                    current: prev.map(|r| r.to_kv()),
-                },
-            ));
-        }
-        let revision = writer.last_revision + 1;
-        let key = Bytes::copy_from_slice(key);
-        let record = match op {
-            Op::Create | Op::Update(_) => Record {
-                revision,
-                kind: EventKind::Put,
-                key: key.clone(),
-                value,
-                create_revision: prev.as_ref().map_or(revision, |p| p.create_revision),
-                version: prev.as_ref().map_or(1, |p| p.version + 1),
-                prev_revision: live.unwrap_or(0),
-                expires_at_ms: ttl.map_or(0, |t| now_ms() + t.as_millis() as u64),
-            },
-            Op::Delete(_) => Record {
-                revision,
-                kind: EventKind::Delete,
-                key: key.clone(),
-                value: Bytes::new(),
-                create_revision: 0,
-                version: 0,
-                prev_revision: live.unwrap_or(0),
-                expires_at_ms: 0,
-            },
-        };
-        self.log.append(&record)?;
-        self.index.write().push(
-            &key,
-            Version {
-                revision,
-                tombstone: record.is_tombstone(),
-            },
-        );
-        writer.last_revision = revision;
-        let prev_kv = prev.map(|p| p.to_kv());
-        let event = Arc::new(Event {
-            kind: record.kind,
-            kv: record.to_kv(),
-            prev: prev_kv.clone(),
-        });
-        writer.pending.push(event);
-        if record.expires_at_ms > 0 {
-            self.expiries
-                .lock()
-                .push(Reverse((record.expires_at_ms, revision, key)));
-        }
-        drop(writer);
-        self.appended.notify_one();
-        let kv = match op {
-            Op::Delete(_) => prev_kv.clone().expect("a delete has a previous version"),
-            _ => record.to_kv(),
-        };
-        Ok((
-            revision,
-            WriteOutcome::Committed {
-                revision,
-                kv,
-                prev: prev_kv,
-            },
-        ))
-    }
-
     fn read_page(&self, at: Revision, page: Vec<(Bytes, Revision)>) -> Result<Vec<KeyValue>> {
         page.into_iter()
             .map(|(_, rev)| self.read_record(rev, at).map(|r| r.to_kv()))
@@ -419,9 +443,9 @@ impl<L: Log> Inner<L> {
             let Some((_, revision, key)) = due else {
                 return Ok(());
             };
-            let (wait, outcome) =
-                self.write(&key, Bytes::new(), Op::Delete(Some(revision)), None)?;
-            self.wait_durable(wait).await?;
+            let outcome = self
+                .write(&key, Bytes::new(), Op::Delete(Some(revision)), None)
+                .await?;
             if matches!(outcome, WriteOutcome::Committed { .. }) {
                 tracing::debug!(key = %show_key(&key), "ttl expired");
             }
@@ -448,16 +472,19 @@ impl<L: Log> Inner<L> {
         }
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
-            this.log.store_meta(Meta {
-                compact_revision: revision,
-            })?;
+            {
+                let _log = this.log_lock.lock();
+                this.log.store_meta(Meta {
+                    compact_revision: revision,
+                })?;
+            }
             this.compact_revision.store(revision, Ordering::Release);
             let mut cursor = None;
             let mut removed = 0usize;
             loop {
-                // Under the writer lock, like every other change to the log, so that no log
-                // write overlaps a sync; one batch at a time keeps the pause short.
-                let _writer = this.writer.lock();
+                // Under the log lock, like every other change to the log, so that no log write
+                // overlaps a sync; one batch at a time keeps the pause short.
+                let _log = this.log_lock.lock();
                 let (dropped, next) =
                     this.index
                         .write()
@@ -588,9 +615,7 @@ impl<L: Log> Backend for Engine<L> {
     ) -> Result<WriteOutcome> {
         check_key(key)?;
         check_value(key, &value, ttl)?;
-        let (wait, outcome) = self.inner.write(key, value, Op::Create, ttl)?;
-        self.inner.wait_durable(wait).await?;
-        Ok(outcome)
+        self.inner.write(key, value, Op::Create, ttl).await
     }
 
     async fn update(
@@ -602,18 +627,16 @@ impl<L: Log> Backend for Engine<L> {
     ) -> Result<WriteOutcome> {
         check_key(key)?;
         check_value(key, &value, ttl)?;
-        let (wait, outcome) = self.inner.write(key, value, Op::Update(expected), ttl)?;
-        self.inner.wait_durable(wait).await?;
-        Ok(outcome)
+        self.inner
+            .write(key, value, Op::Update(expected), ttl)
+            .await
     }
 
     async fn delete(&self, key: &[u8], expected: Option<Revision>) -> Result<WriteOutcome> {
         check_key(key)?;
-        let (wait, outcome) = self
-            .inner
-            .write(key, Bytes::new(), Op::Delete(expected), None)?;
-        self.inner.wait_durable(wait).await?;
-        Ok(outcome)
+        self.inner
+            .write(key, Bytes::new(), Op::Delete(expected), None)
+            .await
     }
 
     async fn watch(&self, prefix: &[u8], start: WatchStart) -> Result<Watcher> {
