@@ -69,9 +69,15 @@ async fn run(quick: bool) -> Result<()> {
     let etcd = Etcd::start(&tmp.path().join("etcd"))?;
     let client = etcd.client().await?;
 
+    // K1S_BENCH_ONLY=writes|range|fanout|space|rss runs one workload.
+    let only = std::env::var("K1S_BENCH_ONLY").ok();
+    let want = |name: &str| only.as_deref().is_none_or(|o| o == name);
     println!("| workload | k1s (sled) | etcd | k1s / etcd |");
     println!("|---|---|---|---|");
     for (writers, total) in [(1usize, 4_000u64), (8, 16_000), (32, 40_000)] {
+        if !want("writes") {
+            break;
+        }
         let total = total / scale;
         let dir = tmp.path().join(format!("writes-{writers}"));
         let store = sled_store(&dir)?;
@@ -92,58 +98,67 @@ async fn run(quick: bool) -> Result<()> {
     }
 
     // Range of 10,000 keys of 2 KiB.
-    let dir = tmp.path().join("range");
-    let store = sled_store(&dir)?;
-    let keys = 10_000 / scale;
-    fill(&store, "/range/", keys as usize, 2048).await?;
-    etcd_fill(&client, "/range/", keys as usize, 2048).await?;
-    let (ours, theirs) = (
-        k1s_ranges(&store, keys as usize).await?,
-        etcd_ranges(&client, keys as usize).await?,
-    );
-    println!(
-        "| range of {keys} keys × 2 KiB | p50 {}, p99 {} | p50 {}, p99 {} | {:.2}× p99 latency |",
-        ms(ours.p50),
-        ms(ours.p99),
-        ms(theirs.p50),
-        ms(theirs.p99),
-        ours.p99.as_secs_f64() / theirs.p99.as_secs_f64()
-    );
-    store.close().await?;
-    drop(store);
+    if want("range") {
+        let dir = tmp.path().join("range");
+        let store = sled_store(&dir)?;
+        let keys = 10_000 / scale;
+        fill(&store, "/range/", keys as usize, 2048).await?;
+        etcd_fill(&client, "/range/", keys as usize, 2048).await?;
+        let (ours, theirs) = (
+            k1s_ranges(&store, keys as usize).await?,
+            etcd_ranges(&client, keys as usize).await?,
+        );
+        println!(
+            "| range of {keys} keys × 2 KiB | p50 {}, p99 {} | p50 {}, p99 {} | {:.2}× p99 latency |",
+            ms(ours.p50),
+            ms(ours.p99),
+            ms(theirs.p50),
+            ms(theirs.p99),
+            ours.p99.as_secs_f64() / theirs.p99.as_secs_f64()
+        );
+        store.close().await?;
+        drop(store);
+    }
 
     // Watch fan-out: 1,000 watchers on one prefix.
-    let dir = tmp.path().join("fanout");
-    let store = sled_store(&dir)?;
-    let fan = watch_fanout(&store, 1000, 200 / scale as usize).await?;
-    println!(
-        "| watch fan-out, 1000 watchers, write → delivery | p50 {}, p99 {} | — | — |",
-        ms(fan.p50),
-        ms(fan.p99)
-    );
-    store.close().await?;
-    drop(store);
+    if want("fanout") {
+        let dir = tmp.path().join("fanout");
+        let store = sled_store(&dir)?;
+        let fan = watch_fanout(&store, 1000, 200 / scale as usize).await?;
+        println!(
+            "| watch fan-out, 1000 watchers, write → delivery | p50 {}, p99 {} | — | — |",
+            ms(fan.p50),
+            ms(fan.p99)
+        );
+        store.close().await?;
+        drop(store);
+    }
 
     // Space: 100,000 updates to 1,000 keys, then compaction, then as many again (a store at
     // steady state reuses the space compaction freed).
-    let dir = tmp.path().join("space");
-    let updates = 100_000 / scale;
-    let ours = space(&dir, updates).await?;
-    let theirs = etcd_space(&client, updates).await?;
-    println!(
-        "| disk after {updates} updates to 1,000 keys of 1 KiB, compacted (live data {:.1} MiB) | {:.1} MiB ({:.1}× live); {:.1} MiB after another {updates} updates and compaction | {:.1} MiB ({:.1}× live); {:.1} MiB | {:.2}× |",
-        mib(ours.live),
-        mib(ours.compacted),
-        ours.compacted as f64 / ours.live as f64,
-        mib(ours.steady),
-        mib(theirs.compacted),
-        theirs.compacted as f64 / ours.live as f64,
-        mib(theirs.steady),
-        ours.compacted as f64 / theirs.compacted as f64,
-    );
+    if want("space") {
+        let dir = tmp.path().join("space");
+        let updates = 100_000 / scale;
+        let ours = space(&dir, updates).await?;
+        let theirs = etcd_space(&client, updates).await?;
+        println!(
+            "| disk after {updates} updates to 1,000 keys of 1 KiB, compacted (live data {:.1} MiB) | {:.1} MiB ({:.1}× live); {:.1} MiB after another {updates} updates and compaction | {:.1} MiB ({:.1}× live); {:.1} MiB | {:.2}× |",
+            mib(ours.live),
+            mib(ours.compacted),
+            ours.compacted as f64 / ours.live as f64,
+            mib(ours.steady),
+            mib(theirs.compacted),
+            theirs.compacted as f64 / ours.live as f64,
+            mib(theirs.steady),
+            ours.compacted as f64 / theirs.compacted as f64,
+        );
+    }
 
     // Memory: RSS of a process holding 100,000 keys.
     for backend in ["sled", "memory"] {
+        if !want("rss") {
+            break;
+        }
         let (empty, full) = rss(
             backend,
             &tmp.path().join(format!("rss-{backend}")),

@@ -175,7 +175,7 @@ impl Log for SledLog {
             .records
             .get(record_key(revision))
             .map_err(|e| Error::storage("reading a record", e))?;
-        data.map(|d| Record::decode(revision, Bytes::copy_from_slice(&d)))
+        data.map(|d| Record::decode(revision, Bytes::from_owner(d)))
             .transpose()
     }
 
@@ -193,7 +193,7 @@ impl Log for SledLog {
                         revision: 0,
                         reason: format!("record key of {} bytes", key.len()),
                     })?);
-                Record::decode(revision, Bytes::copy_from_slice(&data))
+                Record::decode(revision, Bytes::from_owner(data))
             })
             .collect()
     }
