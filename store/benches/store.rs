@@ -205,11 +205,7 @@ async fn k1s_writes(store: &Store, writers: usize, total: u64) -> Result<Stats> 
             anyhow::Ok(h)
         }));
     }
-    let mut all = hist();
-    for t in tasks {
-        all.add(t.await??)?;
-    }
-    Ok(Stats::from(&all, per * writers as u64, start.elapsed()))
+    merge(tasks, per * writers as u64, start).await
 }
 
 /// The same creates against etcd, as Kubernetes does them: a transaction that puts only if the
@@ -236,11 +232,20 @@ async fn etcd_writes(client: &Client, writers: usize, total: u64) -> Result<Stat
             anyhow::Ok(h)
         }));
     }
+    merge(tasks, per * writers as u64, start).await
+}
+
+/// Combine the latency histograms of finished workers.
+async fn merge(
+    tasks: Vec<tokio::task::JoinHandle<Result<Histogram<u64>>>>,
+    ops: u64,
+    start: Instant,
+) -> Result<Stats> {
     let mut all = hist();
     for t in tasks {
         all.add(t.await??)?;
     }
-    Ok(Stats::from(&all, per * writers as u64, start.elapsed()))
+    Ok(Stats::from(&all, ops, start.elapsed()))
 }
 
 async fn fill(store: &Store, prefix: &str, keys: usize, len: usize) -> Result<()> {
@@ -354,15 +359,7 @@ async fn watch_fanout(store: &Store, watchers: usize, writes: usize) -> Result<S
             .await?;
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let mut all = hist();
-    for t in tasks {
-        all.add(t.await??)?;
-    }
-    Ok(Stats::from(
-        &all,
-        (writes * watchers) as u64,
-        begin.elapsed(),
-    ))
+    merge(tasks, (writes * watchers) as u64, begin).await
 }
 
 /// Write-start instants shared with the watcher tasks.

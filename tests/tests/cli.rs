@@ -52,18 +52,7 @@ fn damaged_data_directory_is_a_clear_startup_error() {
     // Overwrite sled's log with garbage: the server must refuse to start, naming the path.
     let db = data.join("db");
     std::fs::write(db.join("db"), vec![0xA5u8; 64 * 1024]).unwrap();
-    let out = k1s()
-        .arg("server")
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["--disable-agent"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "server started on a corrupt store:\n{stderr}"
-    );
+    let stderr = refused_start(&data);
     assert!(
         stderr.contains(&db.display().to_string()),
         "error does not name {}:\n{stderr}",
@@ -74,17 +63,26 @@ fn damaged_data_directory_is_a_clear_startup_error() {
     // A store path that is not a directory.
     std::fs::remove_dir_all(&db).unwrap();
     std::fs::write(&db, b"not a directory").unwrap();
-    let out = k1s()
-        .arg("server")
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["--disable-agent"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let stderr = refused_start(&data);
     assert!(
         stderr.contains(&db.display().to_string()) && stderr.contains("not a directory"),
         "{stderr}"
     );
+}
+
+/// Run `k1s server` on `data`, expect it to exit with an error, and return what it printed.
+fn refused_start(data: &std::path::Path) -> String {
+    let out = k1s()
+        .arg("server")
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--disable-agent"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "server started on a damaged store:\n{stderr}"
+    );
+    stderr
 }
