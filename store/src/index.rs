@@ -80,8 +80,9 @@ impl Index {
     }
 
     /// Forget every version superseded as of `at`, and tombstones that are the newest version as
-    /// of `at`, for up to `batch` keys starting after `cursor`. Returns the revisions dropped and
-    /// the cursor to continue from (`None` when the whole index was visited).
+    /// of `at`, starting at `cursor` and stopping once `batch` keys were visited or `batch`
+    /// revisions dropped. Returns the revisions dropped and the cursor to continue from (`None`
+    /// when the whole index was visited).
     pub fn compact_batch(
         &mut self,
         at: Revision,
@@ -89,15 +90,18 @@ impl Index {
         batch: usize,
     ) -> (Vec<Revision>, Option<Bytes>) {
         let lower = match cursor {
-            Some(key) => Bound::Excluded(key.clone()),
+            Some(key) => Bound::Included(key.clone()),
             None => Bound::Unbounded,
         };
         let mut dropped = Vec::new();
         let mut emptied = Vec::new();
-        let mut last = None;
-        let mut visited = 0;
-        for (key, versions) in self.keys.range_mut((lower, Bound::Unbounded)).take(batch) {
-            visited += 1;
+        let mut next = None;
+        for (visited, (key, versions)) in self.keys.range_mut((lower, Bound::Unbounded)).enumerate()
+        {
+            if visited == batch || dropped.len() >= batch {
+                next = Some(key.clone());
+                break;
+            }
             // Index of the newest version at or below `at`: it stays unless it is a tombstone.
             let keep_from = versions.partition_point(|v| v.revision <= at);
             if keep_from > 0 {
@@ -112,13 +116,11 @@ impl Index {
                     emptied.push(key.clone());
                 }
             }
-            last = Some(key.clone());
         }
         for key in emptied {
             self.keys.remove(&key);
         }
-        // A full batch may have stopped short of the end; a short one reached it.
-        (dropped, if visited == batch { last } else { None })
+        (dropped, next)
     }
 
     pub fn key_count(&self) -> usize {
@@ -210,8 +212,17 @@ mod tests {
             idx.push(&key(k), put(2));
         }
         let (d1, c1) = idx.compact_batch(2, None, 2);
-        assert_eq!((d1.len(), c1.clone()), (2, Some(key("/b"))));
+        assert_eq!((d1.len(), c1.clone()), (2, Some(key("/c"))));
         let (d2, c2) = idx.compact_batch(2, c1.as_ref(), 2);
         assert_eq!((d2.len(), c2), (1, None));
+        // A key with many versions ends a batch early: the pause stays bounded.
+        let mut idx = Index::default();
+        for r in 1..=10 {
+            idx.push(&key("/busy"), put(r));
+        }
+        idx.push(&key("/z"), put(11));
+        idx.push(&key("/z"), put(12));
+        let (d, next) = idx.compact_batch(12, None, 3);
+        assert_eq!((d.len(), next), (9, Some(key("/z"))));
     }
 }

@@ -27,11 +27,15 @@ const LARGE: usize = 200 * 1024;
 const CHILD_ENV: &str = "K1S_CRASH_CHILD_DIR";
 const NO_SYNC_ENV: &str = "K1S_CRASH_CHILD_NO_SYNC";
 
+/// The child compacts as it goes (a zero history window), so crashes land in compaction too.
 fn store_config(dir: &Path, no_sync: bool) -> Config {
     let mut sled = SledConfig::new(dir);
     sled.unsafe_no_sync = no_sync;
     Config {
         backend: BackendConfig::Sled(sled),
+        history_window: Duration::ZERO,
+        history_min_revisions: 50,
+        maintenance_interval: Duration::from_millis(50),
         ..Default::default()
     }
 }
@@ -144,7 +148,8 @@ fn run_child(dir: &Path, shim: Option<(&Path, &Path)>, no_sync: bool, acked: &mu
     }
     if let Some((lib, journal)) = shim {
         cmd.env("LD_PRELOAD", lib)
-            .env("POWERCUT_ROOT", dir)
+            // The parent directory, so that the store directory's own creation is journaled.
+            .env("POWERCUT_ROOT", dir.parent().unwrap())
             .env("POWERCUT_JOURNAL", journal);
     }
     let mut child = cmd.spawn().unwrap();
@@ -185,7 +190,8 @@ fn run_child(dir: &Path, shim: Option<(&Path, &Path)>, no_sync: bool, acked: &mu
 }
 
 /// Open the store after a crash and check every acknowledged write is there.
-fn verify(dir: &Path, acked: &Acked) -> Result<(), String> {
+/// Returns the store's compact revision, to show the child was compacting when it died.
+fn verify(dir: &Path, acked: &Acked) -> Result<u64, String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -215,18 +221,22 @@ fn verify(dir: &Path, acked: &Acked) -> Result<(), String> {
             other => return Err(format!("probe write after revision {current}: {other:?}")),
         }
         store.delete(b"/crash/probe", None).await.map_err(|e| e.to_string())?;
+        let compacted = store.compact_revision();
         store.close().await.map_err(|e| e.to_string())?;
-        Ok(())
+        Ok(compacted)
     })
 }
 
 /// Run `cycles` kill/verify cycles on one data directory; returns the failures seen.
 fn cycles(power_cut: bool, no_sync: bool, stop_at_first_failure: bool) -> Vec<String> {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
+    let root = tmp.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let dir = root.join("data");
     let shim = power_cut.then(|| powercut::build_shim(tmp.path()).unwrap());
     let mut acked = Acked::default();
     let mut failures = Vec::new();
+    let mut max_compacted = 0;
     for cycle in 0..CYCLES {
         let journal = tmp.path().join(format!("journal-{cycle}"));
         run_child(
@@ -241,17 +251,20 @@ fn cycles(power_cut: bool, no_sync: bool, stop_at_first_failure: bool) -> Vec<St
                 eprintln!("cycle {cycle}: rollback {stats:?}");
             }
         }
-        if let Err(e) = verify(&dir, &acked) {
-            failures.push(format!("cycle {cycle}: {e}"));
-            if std::env::var("K1S_CRASH_DEBUG").is_ok() {
-                eprintln!("keeping {}", tmp.keep().display());
-                return failures;
+        match verify(&dir, &acked) {
+            Ok(compacted) => max_compacted = max_compacted.max(compacted),
+            Err(e) => {
+                failures.push(format!("cycle {cycle}: {e}"));
+                if std::env::var("K1S_CRASH_DEBUG").is_ok() {
+                    eprintln!("cycle {cycle}: {e}; keeping {}", tmp.keep().display());
+                    return failures;
+                }
+                if stop_at_first_failure {
+                    break;
+                }
+                // Start the next cycle from what actually survived.
+                acked = Acked::default();
             }
-            if stop_at_first_failure {
-                break;
-            }
-            // Start the next cycle from what actually survived.
-            acked = Acked::default();
         }
     }
     assert!(
@@ -259,9 +272,15 @@ fn cycles(power_cut: bool, no_sync: bool, stop_at_first_failure: bool) -> Vec<St
         "the child acknowledged nothing"
     );
     eprintln!(
-        "{} acknowledged writes checked over {CYCLES} cycles",
+        "{} acknowledged writes checked over {CYCLES} cycles; compacted up to revision {max_compacted}",
         acked.count
     );
+    if failures.is_empty() {
+        assert!(
+            max_compacted > 0,
+            "the child never compacted: no crash landed in compaction"
+        );
+    }
     failures
 }
 
