@@ -63,6 +63,10 @@ pub struct ServerArgs {
     /// HTTPS port of the API server.
     #[arg(long, default_value_t = 6443)]
     pub https_listen_port: u16,
+    /// Also write the admin kubeconfig to this path (it is always written to
+    /// `<data-dir>/kubeconfig.yaml`).
+    #[arg(long, short = 'o')]
+    pub write_kubeconfig: Option<PathBuf>,
     /// Do not run the embedded agent (no pods run on this machine).
     #[arg(long)]
     pub disable_agent: bool,

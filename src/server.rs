@@ -31,15 +31,29 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         data_dir = %args.data_dir.display(),
         "store ready"
     );
+    let api = k1s_apiserver::start(
+        k1s_apiserver::Config {
+            data_dir: args.data_dir.clone(),
+            bind_address: args.bind_address,
+            port: args.https_listen_port,
+            write_kubeconfig: args.write_kubeconfig.clone(),
+        },
+        store.clone(),
+        shutdown.clone(),
+    )
+    .await
+    .context("cannot start the API server")?;
     tracing::info!(
-        bind_address = %args.bind_address,
-        port = args.https_listen_port,
+        address = %api.local_addr,
+        kubeconfig = %api.kubeconfig.display(),
         agent = !args.disable_agent,
         node_name = args.node_name.as_deref().unwrap_or(""),
-        "k1s server running"
+        "k1s server running; use it with: kubectl --kubeconfig {}",
+        api.kubeconfig.display()
     );
     shutdown.cancelled().await;
     tracing::info!("shutting down");
+    let _ = api.task.await;
     store.close().await.context("closing the store")?;
     Ok(())
 }

@@ -1,1 +1,160 @@
-//! The Kubernetes REST API over the store: discovery, OpenAPI, CRUD, watch, patch and subresources behind authentication, authorization and admission (filled in by the apiserver issue).
+//! The Kubernetes REST API over the store: discovery, CRUD and watch over HTTPS with client-certificate authentication (the apiserver issue fills in the rest: OpenAPI, patch, subresources, protobuf, authorization and admission).
+
+pub mod kubeconfig;
+pub mod tls;
+
+mod discovery;
+mod object;
+mod registry;
+mod request;
+mod rest;
+mod selector;
+mod serve;
+mod status;
+mod table;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use k1s_store::Store;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use status::ApiError;
+
+/// The Kubernetes minor version whose API k1s serves.
+pub const KUBERNETES_MINOR: &str = "33";
+/// `/version`'s gitVersion: upstream's version with k1s's as semver build metadata.
+pub fn git_version() -> String {
+    format!("v1.{KUBERNETES_MINOR}.0+k1s.{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Everything that can stop the API server from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot set up certificates under {path}")]
+    Tls {
+        path: PathBuf,
+        #[source]
+        source: tls::Error,
+    },
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write the kubeconfig to {path}")]
+    Kubeconfig {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot create the initial namespace {name}: {message}")]
+    Bootstrap { name: String, message: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub bind_address: IpAddr,
+    /// 0 picks a free port (tests).
+    pub port: u16,
+    /// Also write the admin kubeconfig here.
+    pub write_kubeconfig: Option<PathBuf>,
+}
+
+/// A started API server.
+#[derive(Debug)]
+pub struct Running {
+    pub local_addr: SocketAddr,
+    /// `<data-dir>/kubeconfig.yaml`.
+    pub kubeconfig: PathBuf,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// The namespaces every cluster starts with.
+const INITIAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Set up certificates, create the initial objects, bind, write the kubeconfig and start
+/// serving until `shutdown`.
+pub async fn start(config: Config, store: Store, shutdown: CancellationToken) -> Result<Running> {
+    let tls_dir = config.data_dir.join("tls");
+    let tls_err = |source| Error::Tls {
+        path: tls_dir.clone(),
+        source,
+    };
+    let extra_ips: Vec<IpAddr> = if config.bind_address.is_unspecified() {
+        vec![]
+    } else {
+        vec![config.bind_address]
+    };
+    let cluster_tls =
+        tls::load_or_create(&tls_dir, &tls::SanConfig::for_host(&extra_ips)).map_err(tls_err)?;
+    let server_config = tls::server_config(&cluster_tls).map_err(tls_err)?;
+    let verifier = tls::ClientVerifier::new(&cluster_tls).map_err(tls_err)?;
+
+    let rest = rest::Rest { store };
+    bootstrap(&rest).await?;
+
+    let addr = SocketAddr::new(config.bind_address, config.port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Listen { addr, source })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| Error::Listen { addr, source })?;
+    let client_ip = if config.bind_address.is_unspecified() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        config.bind_address
+    };
+    let server_url = format!("https://{}", SocketAddr::new(client_ip, local_addr.port()));
+    let contents = kubeconfig::render(&server_url, &cluster_tls);
+    let kubeconfig_path = config.data_dir.join("kubeconfig.yaml");
+    for path in std::iter::once(&kubeconfig_path).chain(config.write_kubeconfig.as_ref()) {
+        kubeconfig::write(path, &contents).map_err(|source| Error::Kubeconfig {
+            path: path.clone(),
+            source,
+        })?;
+    }
+
+    let api = Arc::new(serve::Api {
+        rest,
+        verifier,
+        server_address: format!("{client_ip}:{}", local_addr.port()),
+        git_version: git_version(),
+    });
+    let acceptor = tokio_rustls::TlsAcceptor::from(server_config);
+    let task = tokio::spawn(serve::accept_loop(listener, acceptor, api, shutdown));
+    Ok(Running {
+        local_addr,
+        kubeconfig: kubeconfig_path,
+        task,
+    })
+}
+
+/// Create the initial namespaces unless they exist.
+async fn bootstrap(rest: &rest::Rest) -> Result<()> {
+    for name in INITIAL_NAMESPACES {
+        let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        match rest
+            .create_object(registry::namespaces(), None, &body)
+            .await
+        {
+            Ok(_) => tracing::info!(namespace = name, "created initial namespace"),
+            Err(e) if e.reason == "AlreadyExists" => {}
+            Err(e) => {
+                return Err(Error::Bootstrap {
+                    name: name.to_string(),
+                    message: e.message,
+                });
+            }
+        }
+    }
+    Ok(())
+}

@@ -57,6 +57,45 @@ impl Server {
         Ok(server)
     }
 
+    /// The admin kubeconfig the server wrote.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.data_dir.join("kubeconfig.yaml")
+    }
+
+    /// The real kubectl against this server, with its own discovery cache.
+    pub fn kubectl(&self) -> Command {
+        let mut cmd = Command::new("kubectl");
+        cmd.arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .arg("--cache-dir")
+            .arg(self.data_dir.with_extension("kube-cache"));
+        cmd
+    }
+
+    /// Run kubectl with `args`; its stdout on success, an error with both streams otherwise.
+    pub fn kubectl_ok(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = self.kubectl().args(args).output()?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        anyhow::ensure!(
+            out.status.success(),
+            "kubectl {args:?} failed ({}):\n{stdout}\n{stderr}",
+            out.status
+        );
+        Ok(stdout)
+    }
+
+    /// Run kubectl expecting failure; its stderr.
+    pub fn kubectl_err(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = self.kubectl().args(args).output()?;
+        anyhow::ensure!(
+            !out.status.success(),
+            "kubectl {args:?} unexpectedly succeeded:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -1,0 +1,193 @@
+//! Object metadata as upstream maintains it: names, uid, timestamps, resourceVersion, and per-resource defaulting.
+
+use base64::Engine;
+use serde_json::{Map, Value, json};
+
+use crate::registry::{NameRule, Resource};
+use crate::status::{ApiError, ApiResult, FieldCause};
+
+/// RFC 3339 with second precision, as `metav1.Time` serialises.
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    )
+}
+
+pub fn metadata(object: &Value) -> Option<&Map<String, Value>> {
+    object.get("metadata").and_then(Value::as_object)
+}
+
+pub fn meta_str<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
+    metadata(object)
+        .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
+}
+
+fn metadata_mut(object: &mut Value) -> &mut Map<String, Value> {
+    if !object.get("metadata").is_some_and(Value::is_object) {
+        object["metadata"] = json!({});
+    }
+    object["metadata"]
+        .as_object_mut()
+        .expect("metadata is an object")
+}
+
+pub fn set_meta(object: &mut Value, field: &str, value: Value) {
+    metadata_mut(object).insert(field.to_string(), value);
+}
+
+pub fn remove_meta(object: &mut Value, field: &str) {
+    metadata_mut(object).remove(field);
+}
+
+/// Put `kind` and `apiVersion` first, then everything else in its order (upstream's field order).
+pub fn with_type_meta(resource: &Resource, object: Value) -> Value {
+    let mut out = Map::new();
+    out.insert("kind".into(), json!(resource.kind));
+    out.insert("apiVersion".into(), json!(resource.api_version()));
+    if let Value::Object(map) = object {
+        for (k, v) in map {
+            if k != "kind" && k != "apiVersion" {
+                out.insert(k, v);
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+
+fn is_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Upstream's name checks for `rule`, as field causes on `field`.
+pub fn validate_name(rule: NameRule, name: &str, field: &str) -> Vec<FieldCause> {
+    let mut causes = Vec::new();
+    match rule {
+        NameRule::Dns1123Label => {
+            if name.len() > 63 {
+                causes.push(FieldCause::invalid(
+                    field,
+                    name,
+                    "must be no more than 63 characters",
+                ));
+            }
+            if !is_label(&name[..name.len().min(63)]) || name.is_empty() {
+                causes.push(FieldCause::invalid(field, name, DNS1123_LABEL_MSG));
+            }
+        }
+        NameRule::Dns1123Subdomain => {
+            if name.len() > 253 {
+                causes.push(FieldCause::invalid(
+                    field,
+                    name,
+                    "must be no more than 253 characters",
+                ));
+            }
+            if name.is_empty() || !name.split('.').all(is_label) {
+                causes.push(FieldCause::invalid(field, name, DNS1123_SUBDOMAIN_MSG));
+            }
+        }
+    }
+    causes
+}
+
+/// Five random characters from upstream's alphabet, for `generateName`.
+pub fn random_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    (0..5)
+        .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// Per-resource defaulting on create and update (upstream's strategies, for the served types).
+pub fn apply_defaults(resource: &Resource, object: &mut Value) -> ApiResult<()> {
+    match (resource.group, resource.plural) {
+        ("", "namespaces") => {
+            let name = meta_str(object, "name").unwrap_or_default().to_string();
+            let labels = metadata_mut(object)
+                .entry("labels")
+                .or_insert_with(|| json!({}));
+            if let Some(labels) = labels.as_object_mut() {
+                labels.insert("kubernetes.io/metadata.name".into(), json!(name));
+            }
+            if object.pointer("/spec/finalizers").is_none() {
+                object["spec"] = json!({"finalizers": ["kubernetes"]});
+            }
+            if object.pointer("/status/phase").is_none() {
+                object["status"] = json!({"phase": "Active"});
+            }
+        }
+        ("", "secrets") => {
+            if object.get("type").is_none() {
+                object["type"] = json!("Opaque");
+            }
+            // stringData is write-only: merged into data, base64-encoded.
+            if let Some(Value::Object(string_data)) =
+                object.as_object_mut().and_then(|o| o.remove("stringData"))
+            {
+                let data = object
+                    .as_object_mut()
+                    .expect("object")
+                    .entry("data")
+                    .or_insert_with(|| json!({}));
+                let Some(data) = data.as_object_mut() else {
+                    return Err(ApiError::bad_request("secret data must be an object"));
+                };
+                for (k, v) in string_data {
+                    let text = v.as_str().unwrap_or_default();
+                    data.insert(
+                        k,
+                        json!(base64::engine::general_purpose::STANDARD.encode(text)),
+                    );
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(validate_name(NameRule::Dns1123Subdomain, "a.b-c", "metadata.name").is_empty());
+        assert_eq!(
+            validate_name(NameRule::Dns1123Subdomain, "Bad_Name", "metadata.name").len(),
+            1
+        );
+        assert_eq!(
+            validate_name(NameRule::Dns1123Label, "a.b", "metadata.name").len(),
+            1
+        );
+        assert_eq!(
+            validate_name(NameRule::Dns1123Label, &"a".repeat(64), "metadata.name").len(),
+            1
+        );
+        assert!(validate_name(NameRule::Dns1123Label, "kube-system", "metadata.name").is_empty());
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_seconds() {
+        let t = now_rfc3339();
+        assert_eq!(t.len(), 20);
+        assert!(t.ends_with('Z'));
+    }
+}

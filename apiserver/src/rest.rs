@@ -1,0 +1,654 @@
+//! The resource verbs over the store: get, list, create, update, delete and watch, with upstream's object semantics.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use http::StatusCode;
+use k1s_store::{
+    Error as StoreError, Event, EventKind, RangeRequest, Revision, Store, WatchMessage, WatchStart,
+    WriteOutcome,
+};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::object::{self, meta_str};
+use crate::registry::{self, Resource};
+use crate::request::{Query, ResourceRequest, Verb};
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::status::{ApiError, ApiResult};
+use crate::table;
+
+/// What a handler answers.
+pub enum Reply {
+    Json(StatusCode, Value),
+    /// A watch: newline-delimited JSON events until the sender is dropped.
+    Stream(mpsc::Receiver<Bytes>),
+}
+
+/// How long a watch without `timeoutSeconds` runs: upstream picks 30–60 minutes at random.
+fn default_watch_timeout() -> Duration {
+    Duration::from_secs(rand::random_range(1800..3600))
+}
+
+const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
+
+pub struct Rest {
+    pub store: Store,
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Compacted {
+            requested,
+            compacted,
+        } => ApiError::expired(format!(
+            "too old resource version: {requested} ({compacted})"
+        )),
+        StoreError::FutureRevision { requested, .. } => ApiError::timeout(format!(
+            "Too large resource version: {requested}, current: unknown"
+        )),
+        other => ApiError::internal(format!("{other:#}")),
+    }
+}
+
+/// A stored object, decoded, with its resourceVersion set from the store revision.
+fn decode(resource: &Resource, value: &[u8], revision: Revision) -> ApiResult<Value> {
+    let mut object: Value = serde_json::from_slice(value).map_err(|e| {
+        ApiError::internal(format!("stored {} is not valid JSON: {e}", resource.plural))
+    })?;
+    object::set_meta(&mut object, "resourceVersion", json!(revision.to_string()));
+    Ok(object)
+}
+
+fn encode(object: &Value) -> ApiResult<Bytes> {
+    let mut stored = object.clone();
+    object::remove_meta(&mut stored, "resourceVersion");
+    serde_json::to_vec(&stored)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+fn parse_rv(raw: &str) -> ApiResult<Revision> {
+    raw.parse()
+        .map_err(|_| ApiError::bad_request(format!("invalid resource version {raw:?}")))
+}
+
+/// An opaque continue token: the revision of the first page and the last key returned.
+fn continue_token(revision: Revision, last_key: &[u8]) -> String {
+    let token = json!({"rv": revision, "start": String::from_utf8_lossy(last_key)});
+    base64::engine::general_purpose::URL_SAFE.encode(token.to_string())
+}
+
+fn parse_continue(token: &str) -> ApiResult<(Revision, String)> {
+    let bad = || {
+        ApiError::bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        )
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE
+        .decode(token)
+        .map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    Ok((
+        v["rv"].as_u64().ok_or_else(bad)?,
+        v["start"].as_str().ok_or_else(bad)?.to_string(),
+    ))
+}
+
+impl Rest {
+    pub async fn handle(
+        &self,
+        req: &ResourceRequest,
+        query: &Query,
+        body: &[u8],
+        table: bool,
+    ) -> ApiResult<Reply> {
+        if req.subresource.is_some() {
+            // Subresources (status, finalize, token) arrive with their issues.
+            return Err(ApiError::method_not_allowed());
+        }
+        match req.verb {
+            Verb::Get => {
+                let object = self.get(req).await?.0;
+                Ok(Reply::Json(
+                    StatusCode::OK,
+                    single(req.resource, table, object),
+                ))
+            }
+            Verb::List => self.list(req, query, table).await,
+            Verb::Watch => self.watch(req, query, table),
+            Verb::Create => self
+                .create(req, body)
+                .await
+                .map(|o| Reply::Json(StatusCode::CREATED, o)),
+            Verb::Update => self
+                .update(req, body)
+                .await
+                .map(|o| Reply::Json(StatusCode::OK, o)),
+            Verb::Delete => self
+                .delete(req)
+                .await
+                .map(|o| Reply::Json(StatusCode::OK, o)),
+            Verb::Patch | Verb::DeleteCollection => Err(ApiError::method_not_allowed()),
+        }
+    }
+
+    fn name<'a>(&self, req: &'a ResourceRequest) -> &'a str {
+        req.name.as_deref().unwrap_or_default()
+    }
+
+    /// The object and its revision.
+    async fn get(&self, req: &ResourceRequest) -> ApiResult<(Value, Revision)> {
+        let r = req.resource;
+        let key = r.key(req.namespace.as_deref(), self.name(req));
+        match self
+            .store
+            .get(key.as_bytes(), None)
+            .await
+            .map_err(store_error)?
+        {
+            (_, Some(kv)) => Ok((decode(r, &kv.value, kv.mod_revision)?, kv.mod_revision)),
+            (_, None) => Err(ApiError::not_found(r.group, r.plural, self.name(req))),
+        }
+    }
+
+    async fn list(&self, req: &ResourceRequest, query: &Query, table: bool) -> ApiResult<Reply> {
+        let r = req.resource;
+        let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?;
+        let fields = FieldSelector::parse(query.get("fieldSelector").unwrap_or(""))?;
+        let limit: usize = match query.get("limit") {
+            Some(l) => l
+                .parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
+            None => 0,
+        };
+        let (revision, start_after) = match query.get("continue") {
+            Some(token) => {
+                let (rv, start) = parse_continue(token)?;
+                (Some(rv), Some(Bytes::from(start)))
+            }
+            None => (
+                query
+                    .get("resourceVersion")
+                    .filter(|rv| *rv != "0")
+                    .map(parse_rv)
+                    .transpose()?,
+                None,
+            ),
+        };
+        let prefix = r.list_prefix(req.namespace.as_deref());
+        let mut items = Vec::new();
+        let mut next = start_after;
+        let mut at = revision;
+        // Selectors filter after the read, so read pages until `limit` matches or the end.
+        let (list_revision, remaining) = loop {
+            let page = self
+                .store
+                .range(RangeRequest {
+                    prefix: Bytes::from(prefix.clone()),
+                    start_after: next.clone(),
+                    revision: at,
+                    limit: if limit == 0 { 0 } else { limit - items.len() },
+                    count_only: false,
+                })
+                .await
+                .map_err(|e| match e {
+                    StoreError::Compacted { .. } if query.get("continue").is_some() => ApiError::expired(
+                        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+                    ),
+                    other => store_error(other),
+                })?;
+            at = Some(page.revision);
+            let last = page.kvs.last().map(|kv| kv.key.clone());
+            for kv in &page.kvs {
+                let object = decode(r, &kv.value, kv.mod_revision)?;
+                if labels.matches(&object) && fields.matches(&object) {
+                    items.push(object);
+                }
+            }
+            if page.remaining == 0 || (limit > 0 && items.len() >= limit) {
+                let more = if page.remaining > 0 {
+                    last.map(|key| (page.remaining, key))
+                } else {
+                    None
+                };
+                break (page.revision, more);
+            }
+            next = last;
+        };
+        let mut list_meta = json!({"resourceVersion": list_revision.to_string()});
+        if let Some((remaining, last_key)) = remaining {
+            list_meta["continue"] = json!(continue_token(list_revision, &last_key));
+            if labels == LabelSelector::default() && fields.name().is_none() {
+                list_meta["remainingItemCount"] = json!(remaining);
+            }
+        }
+        if table {
+            return Ok(Reply::Json(
+                StatusCode::OK,
+                table::table(r, items, list_meta),
+            ));
+        }
+        let items: Vec<Value> = items
+            .into_iter()
+            .map(|mut o| {
+                if let Some(map) = o.as_object_mut() {
+                    map.remove("kind");
+                    map.remove("apiVersion");
+                }
+                o
+            })
+            .collect();
+        Ok(Reply::Json(
+            StatusCode::OK,
+            json!({"kind": format!("{}List", r.kind), "apiVersion": r.api_version(), "metadata": list_meta, "items": items}),
+        ))
+    }
+
+    /// Decode and check a request body for this resource.
+    fn parse_body(&self, req: &ResourceRequest, body: &[u8]) -> ApiResult<Value> {
+        let r = req.resource;
+        let object: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))?;
+        if !object.is_object() {
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON object",
+            ));
+        }
+        let kind = object.get("kind").and_then(Value::as_str).unwrap_or(r.kind);
+        let api_version = object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| r.api_version());
+        if kind != r.kind || api_version != r.api_version() {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({api_version}) does not match the expected API version ({})",
+                r.api_version()
+            )));
+        }
+        if let (Some(url_ns), Some(body_ns)) =
+            (req.namespace.as_deref(), meta_str(&object, "namespace"))
+        {
+            if url_ns != body_ns {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+        }
+        Ok(object::with_type_meta(r, object))
+    }
+
+    async fn namespace_exists(&self, req: &ResourceRequest) -> ApiResult<()> {
+        let Some(ns) = req.namespace.as_deref().filter(|_| req.resource.namespaced) else {
+            return Ok(());
+        };
+        let key = registry::namespaces().key(None, ns);
+        match self
+            .store
+            .get(key.as_bytes(), None)
+            .await
+            .map_err(store_error)?
+        {
+            (_, Some(_)) => Ok(()),
+            (_, None) => Err(ApiError::not_found("", "namespaces", ns)),
+        }
+    }
+
+    /// Create an object from a JSON value (used for the objects every cluster starts with).
+    pub async fn create_object(
+        &self,
+        resource: &'static Resource,
+        namespace: Option<&str>,
+        object: &Value,
+    ) -> ApiResult<Value> {
+        let req = ResourceRequest {
+            resource,
+            namespace: namespace.map(str::to_string),
+            name: None,
+            subresource: None,
+            verb: Verb::Create,
+        };
+        let body = serde_json::to_vec(object).map_err(|e| ApiError::internal(e.to_string()))?;
+        self.create(&req, &body).await
+    }
+
+    async fn create(&self, req: &ResourceRequest, body: &[u8]) -> ApiResult<Value> {
+        let r = req.resource;
+        let mut object = self.parse_body(req, body)?;
+        let name = match (meta_str(&object, "name"), meta_str(&object, "generateName")) {
+            (Some(name), _) => name.to_string(),
+            (None, Some(prefix)) => format!("{prefix}{}", object::random_suffix()),
+            (None, None) => {
+                return Err(ApiError::invalid(
+                    r.group,
+                    r.kind,
+                    "",
+                    vec![crate::status::FieldCause::required("metadata.name")],
+                ));
+            }
+        };
+        let causes = object::validate_name(r.name_rule, &name, "metadata.name");
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(r.group, r.kind, &name, causes));
+        }
+        self.namespace_exists(req).await?;
+        object::set_meta(&mut object, "name", json!(name));
+        if r.namespaced {
+            object::set_meta(
+                &mut object,
+                "namespace",
+                json!(req.namespace.as_deref().unwrap_or("default")),
+            );
+        }
+        object::set_meta(&mut object, "uid", json!(uuid::Uuid::new_v4().to_string()));
+        object::set_meta(
+            &mut object,
+            "creationTimestamp",
+            json!(object::now_rfc3339()),
+        );
+        object::remove_meta(&mut object, "deletionTimestamp");
+        object::apply_defaults(r, &mut object)?;
+        let key = r.key(req.namespace.as_deref(), &name);
+        match self
+            .store
+            .create(key.as_bytes(), encode(&object)?, None)
+            .await
+            .map_err(store_error)?
+        {
+            WriteOutcome::Committed { revision, .. } => {
+                object::set_meta(&mut object, "resourceVersion", json!(revision.to_string()));
+                Ok(object)
+            }
+            WriteOutcome::Conflict { .. } => {
+                Err(ApiError::already_exists(r.group, r.plural, &name))
+            }
+        }
+    }
+
+    async fn update(&self, req: &ResourceRequest, body: &[u8]) -> ApiResult<Value> {
+        let r = req.resource;
+        let name = self.name(req);
+        let mut object = self.parse_body(req, body)?;
+        match meta_str(&object, "name") {
+            Some(n) if n == name => {}
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "the name of the object does not match the name on the URL",
+                ));
+            }
+            None => {
+                return Err(ApiError::bad_request(
+                    "name is required in the request body",
+                ));
+            }
+        }
+        let precondition = meta_str(&object, "resourceVersion")
+            .map(parse_rv)
+            .transpose()?;
+        loop {
+            let (current, revision) = self.get(req).await?;
+            if precondition.is_some_and(|p| p != revision) {
+                return Err(ApiError::conflict(r.group, r.plural, name));
+            }
+            // System fields come from the stored object.
+            for field in ["uid", "creationTimestamp", "namespace"] {
+                match current.pointer(&format!("/metadata/{field}")) {
+                    Some(v) => object::set_meta(&mut object, field, v.clone()),
+                    None => object::remove_meta(&mut object, field),
+                }
+            }
+            object::apply_defaults(r, &mut object)?;
+            let key = r.key(req.namespace.as_deref(), name);
+            match self
+                .store
+                .update(key.as_bytes(), encode(&object)?, revision, None)
+                .await
+                .map_err(store_error)?
+            {
+                WriteOutcome::Committed { revision, .. } => {
+                    object::set_meta(&mut object, "resourceVersion", json!(revision.to_string()));
+                    return Ok(object);
+                }
+                WriteOutcome::Conflict { .. } if precondition.is_some() => {
+                    return Err(ApiError::conflict(r.group, r.plural, name));
+                }
+                WriteOutcome::Conflict { .. } => continue, // changed under us: retry on the latest
+            }
+        }
+    }
+
+    async fn delete(&self, req: &ResourceRequest) -> ApiResult<Value> {
+        let r = req.resource;
+        let name = self.name(req);
+        loop {
+            let (object, revision) = self.get(req).await?;
+            let key = r.key(req.namespace.as_deref(), name);
+            match self
+                .store
+                .delete(key.as_bytes(), Some(revision))
+                .await
+                .map_err(store_error)?
+            {
+                WriteOutcome::Committed { .. } => return Ok(object),
+                WriteOutcome::Conflict { current: None } => {
+                    return Err(ApiError::not_found(r.group, r.plural, name));
+                }
+                WriteOutcome::Conflict { .. } => continue,
+            }
+        }
+    }
+
+    fn watch(&self, req: &ResourceRequest, query: &Query, table: bool) -> ApiResult<Reply> {
+        let r = req.resource;
+        let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?;
+        let fields = FieldSelector::parse(query.get("fieldSelector").unwrap_or(""))?;
+        let start = query
+            .get("resourceVersion")
+            .filter(|rv| *rv != "0")
+            .map(parse_rv)
+            .transpose()?;
+        let timeout = match query.get("timeoutSeconds") {
+            Some(t) => Duration::from_secs(
+                t.parse()
+                    .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?,
+            ),
+            None => default_watch_timeout(),
+        };
+        let bookmarks = query.flag("allowWatchBookmarks");
+        let prefix = match fields.name() {
+            Some(name) => r.key(req.namespace.as_deref(), name),
+            None => r.list_prefix(req.namespace.as_deref()),
+        };
+        let (tx, rx) = mpsc::channel(256);
+        let store = self.store.clone();
+        let stream = WatchStream {
+            resource: r,
+            labels,
+            fields,
+            tx,
+            bookmarks,
+            table,
+            columns_sent: AtomicBool::new(false),
+        };
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(timeout, stream.run(store, prefix, start)).await;
+        });
+        Ok(Reply::Stream(rx))
+    }
+}
+
+/// A single object, or a one-row Table when the client asked for tables.
+fn single(r: &Resource, table: bool, object: Value) -> Value {
+    if table {
+        table::table(r, vec![object], json!({}))
+    } else {
+        object
+    }
+}
+
+/// One watch connection's pump: store events → filtered, typed watch events.
+struct WatchStream {
+    resource: &'static Resource,
+    labels: LabelSelector,
+    fields: FieldSelector,
+    tx: mpsc::Sender<Bytes>,
+    bookmarks: bool,
+    /// Send each object as a one-row Table (`kubectl get -w`); only the first carries the
+    /// column definitions.
+    table: bool,
+    columns_sent: AtomicBool,
+}
+
+impl WatchStream {
+    fn matches(&self, object: &Value) -> bool {
+        self.labels.matches(object) && self.fields.matches(object)
+    }
+
+    async fn send(&self, kind: &str, object: Value) -> bool {
+        let object = if self.table && matches!(kind, "ADDED" | "MODIFIED" | "DELETED") {
+            let rv = object
+                .pointer("/metadata/resourceVersion")
+                .cloned()
+                .unwrap_or(json!(""));
+            let mut t = table::table(self.resource, vec![object], json!({"resourceVersion": rv}));
+            if self.columns_sent.swap(true, Ordering::Relaxed) {
+                t["columnDefinitions"] = json!([]);
+            }
+            t
+        } else {
+            object
+        };
+        let mut line =
+            serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+        line.push(b'\n');
+        self.tx.send(Bytes::from(line)).await.is_ok()
+    }
+
+    async fn run(self, store: Store, prefix: String, start: Option<Revision>) {
+        let mut after = match start {
+            Some(rv) => rv,
+            None => match self.initial(&store, &prefix).await {
+                Some(rv) => rv,
+                None => return,
+            },
+        };
+        let mut ticker = tokio::time::interval(BOOKMARK_EVERY);
+        ticker.tick().await;
+        'rewatch: loop {
+            let mut watch = match store
+                .watch(prefix.as_bytes(), WatchStart::After(after))
+                .await
+            {
+                Ok(w) => w,
+                Err(e) => {
+                    let status = store_error(e).to_status();
+                    self.send("ERROR", status).await;
+                    return;
+                }
+            };
+            loop {
+                tokio::select! {
+                    message = watch.next() => match message {
+                        Ok(WatchMessage::Event(event)) => {
+                            after = event.revision();
+                            if !self.forward(&event).await {
+                                return;
+                            }
+                        }
+                        Ok(WatchMessage::Progress(rv)) => {
+                            after = after.max(rv);
+                            if self.bookmarks {
+                                let bookmark = json!({"kind": self.resource.kind, "apiVersion": self.resource.api_version(), "metadata": {"resourceVersion": rv.to_string()}});
+                                if !self.send("BOOKMARK", bookmark).await {
+                                    return;
+                                }
+                            }
+                        }
+                        // Fell behind the store: pick up from the last event delivered.
+                        Err(StoreError::Lagged { last_revision }) => {
+                            after = last_revision;
+                            continue 'rewatch;
+                        }
+                        Err(e) => {
+                            if matches!(e, StoreError::Compacted { .. }) {
+                                self.send("ERROR", store_error(e).to_status()).await;
+                            }
+                            return;
+                        }
+                    },
+                    _ = ticker.tick() => watch.request_progress(),
+                    _ = self.tx.closed() => return,
+                }
+            }
+        }
+    }
+
+    /// Send the current state as ADDED events; returns the revision it was read at.
+    async fn initial(&self, store: &Store, prefix: &str) -> Option<Revision> {
+        let mut start_after = None;
+        let mut revision = None;
+        loop {
+            let page = store
+                .range(RangeRequest {
+                    prefix: Bytes::from(prefix.to_string()),
+                    start_after,
+                    revision,
+                    limit: 500,
+                    count_only: false,
+                })
+                .await
+                .ok()?;
+            revision = Some(page.revision);
+            for kv in &page.kvs {
+                let object = decode(self.resource, &kv.value, kv.mod_revision).ok()?;
+                if self.matches(&object) && !self.send("ADDED", object).await {
+                    return None;
+                }
+            }
+            start_after = page.continue_after();
+            if start_after.is_none() {
+                return revision;
+            }
+        }
+    }
+
+    /// Translate one store event, honouring selectors: an object entering the selection is
+    /// ADDED, leaving it is DELETED (carrying its last state at the revision of the change).
+    async fn forward(&self, event: &Event) -> bool {
+        let r = self.resource;
+        let revision = event.revision();
+        let prev = event
+            .prev
+            .as_ref()
+            .and_then(|p| decode(r, &p.value, p.mod_revision).ok());
+        let was = prev.as_ref().is_some_and(|p| self.matches(p));
+        match event.kind {
+            EventKind::Put => {
+                let Ok(object) = decode(r, &event.kv.value, revision) else {
+                    return true;
+                };
+                let is = self.matches(&object);
+                match (was, is) {
+                    (false, true) => self.send("ADDED", object).await,
+                    (true, true) => self.send("MODIFIED", object).await,
+                    (true, false) => {
+                        let mut last = object;
+                        object::set_meta(&mut last, "resourceVersion", json!(revision.to_string()));
+                        self.send("DELETED", last).await
+                    }
+                    (false, false) => true,
+                }
+            }
+            EventKind::Delete => match prev {
+                Some(mut last) if was => {
+                    object::set_meta(&mut last, "resourceVersion", json!(revision.to_string()));
+                    self.send("DELETED", last).await
+                }
+                _ => true,
+            },
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! The API server as kubectl users meet it: version, discovery, namespaces, configmaps, selectors, watch, errors, authentication and restarts.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::Duration;
+
+use k1s_tests::Server;
+
+fn server() -> (tempfile::TempDir, Server) {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(tmp.path().join("data"), &["--ephemeral"]).unwrap();
+    (tmp, server)
+}
+
+fn write(dir: &std::path::Path, name: &str, contents: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn kubectl_version_and_discovery() {
+    let (_tmp, s) = server();
+    let version = s.kubectl_ok(&["version"]).unwrap();
+    assert!(
+        version.contains("Server Version: v1.33.0+k1s."),
+        "{version}"
+    );
+    let resources = s.kubectl_ok(&["api-resources"]).unwrap();
+    let configmaps = resources
+        .lines()
+        .find(|l| l.starts_with("configmaps"))
+        .unwrap();
+    assert_eq!(
+        configmaps.split_whitespace().collect::<Vec<_>>(),
+        ["configmaps", "cm", "v1", "true", "ConfigMap"]
+    );
+    assert!(
+        resources
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["leases", "coordination.k8s.io/v1", "true", "Lease"]),
+        "{resources}"
+    );
+    let versions = s.kubectl_ok(&["api-versions"]).unwrap();
+    assert_eq!(versions, "coordination.k8s.io/v1\nv1\n");
+    // The legacy per-group document is served too (drain and auth can-i read it).
+    let legacy = s.kubectl_ok(&["get", "--raw", "/api/v1"]).unwrap();
+    assert!(legacy.contains(r#""name":"namespaces/status""#), "{legacy}");
+}
+
+#[test]
+fn initial_namespaces_exist() {
+    let (_tmp, s) = server();
+    let out = s.kubectl_ok(&["get", "ns", "-o", "custom-columns=NAME:.metadata.name,STATUS:.status.phase,LABEL:.metadata.labels.kubernetes\\.io/metadata\\.name", "--no-headers"]).unwrap();
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            vec!["default", "Active", "default"],
+            vec!["kube-node-lease", "Active", "kube-node-lease"],
+            vec!["kube-public", "Active", "kube-public"],
+            vec!["kube-system", "Active", "kube-system"],
+        ]
+    );
+}
+
+#[test]
+fn configmap_lifecycle_with_kubectl() {
+    let (tmp, s) = server();
+    let manifest = write(
+        tmp.path(),
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\n  labels: {app: web}\ndata:\n  a: \"1\"\n  b: \"2\"\n",
+    );
+    // OpenAPI (needed for client-side validation) arrives later in the apiserver issue.
+    assert_eq!(
+        s.kubectl_ok(&["create", "-f", &manifest, "--validate=false"])
+            .unwrap(),
+        "configmap/web-config created\n"
+    );
+    let err = s
+        .kubectl_err(&["create", "-f", &manifest, "--validate=false"])
+        .unwrap();
+    assert!(
+        err.contains(r#"Error from server (AlreadyExists): error when creating "#)
+            && err.contains(r#"configmaps "web-config" already exists"#),
+        "{err}"
+    );
+
+    let table = s.kubectl_ok(&["get", "cm"]).unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["NAME", "DATA", "AGE"]
+    );
+    assert_eq!(
+        &lines[1].split_whitespace().collect::<Vec<_>>()[..2],
+        ["web-config", "2"]
+    );
+
+    let yaml = s
+        .kubectl_ok(&["get", "cm", "web-config", "-o", "yaml"])
+        .unwrap();
+    for line in [
+        "kind: ConfigMap",
+        "  name: web-config",
+        "  namespace: default",
+        "  a: \"1\"",
+        "  uid: ",
+        "  resourceVersion: \"",
+        "  creationTimestamp: \"",
+    ] {
+        assert!(yaml.contains(line), "missing {line:?} in\n{yaml}");
+    }
+    let labelled = s
+        .kubectl_ok(&["get", "cm", "-A", "--show-labels", "--no-headers"])
+        .unwrap();
+    assert_eq!(
+        labelled.split_whitespace().collect::<Vec<_>>()[..3],
+        ["default", "web-config", "2"]
+    );
+    assert!(labelled.trim_end().ends_with("app=web"), "{labelled}");
+    assert_eq!(
+        s.kubectl_ok(&["get", "cm", "-l", "app=web", "-o", "name"])
+            .unwrap(),
+        "configmap/web-config\n"
+    );
+    assert_eq!(
+        s.kubectl_ok(&["get", "cm", "-l", "app!=web", "-o", "name"])
+            .unwrap(),
+        ""
+    );
+    assert_eq!(
+        s.kubectl_ok(&[
+            "get",
+            "cm",
+            "--field-selector",
+            "metadata.name=web-config",
+            "-o",
+            "name"
+        ])
+        .unwrap(),
+        "configmap/web-config\n"
+    );
+    let jsonpath = s
+        .kubectl_ok(&["get", "cm", "web-config", "-o", "jsonpath={.data.b}"])
+        .unwrap();
+    assert_eq!(jsonpath, "2");
+
+    // replace with a stale resourceVersion is a conflict; with the current one it works.
+    let current = s
+        .kubectl_ok(&[
+            "get",
+            "cm",
+            "web-config",
+            "-o",
+            "jsonpath={.metadata.resourceVersion}",
+        ])
+        .unwrap();
+    let stale = write(
+        tmp.path(),
+        "stale.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\n  resourceVersion: \"1\"\ndata:\n  a: \"9\"\n",
+    );
+    let err = s
+        .kubectl_err(&["replace", "-f", &stale, "--validate=false"])
+        .unwrap();
+    assert!(err.contains("Operation cannot be fulfilled on configmaps \"web-config\": the object has been modified; please apply your changes to the latest version and try again"), "{err}");
+    let fresh = write(
+        tmp.path(),
+        "fresh.yaml",
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\n  resourceVersion: \"{current}\"\ndata:\n  a: \"9\"\n"
+        ),
+    );
+    assert_eq!(
+        s.kubectl_ok(&["replace", "-f", &fresh, "--validate=false"])
+            .unwrap(),
+        "configmap/web-config replaced\n"
+    );
+    assert_eq!(
+        s.kubectl_ok(&["get", "cm", "web-config", "-o", "jsonpath={.data.a}"])
+            .unwrap(),
+        "9"
+    );
+
+    // delete waits for the object to go (a watch on its name).
+    assert_eq!(
+        s.kubectl_ok(&["delete", "cm", "web-config"]).unwrap(),
+        "configmap \"web-config\" deleted\n"
+    );
+    let err = s.kubectl_err(&["get", "cm", "web-config"]).unwrap();
+    assert!(
+        err.contains(r#"Error from server (NotFound): configmaps "web-config" not found"#),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_input_gets_upstream_status() {
+    let (tmp, s) = server();
+    let bad_name = write(
+        tmp.path(),
+        "bad.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n",
+    );
+    let err = s
+        .kubectl_err(&["create", "-f", &bad_name, "--validate=false"])
+        .unwrap();
+    assert!(err.contains(r#"ConfigMap "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain"#), "{err}");
+    let no_ns = write(
+        tmp.path(),
+        "nons.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: nowhere\n",
+    );
+    let err = s
+        .kubectl_err(&["create", "-f", &no_ns, "--validate=false"])
+        .unwrap();
+    assert!(err.contains(r#"namespaces "nowhere" not found"#), "{err}");
+    let err = s.kubectl_err(&["get", "cm", "-l", "a in ()"]).unwrap();
+    assert!(err.contains("values set can't be empty"), "{err}");
+    let err = s
+        .kubectl_err(&["get", "cm", "--field-selector", "spec.x=1"])
+        .unwrap();
+    assert!(err.contains("field label not supported: spec.x"), "{err}");
+    let err = s.kubectl_err(&["get", "--raw", "/api/v1/widgets"]).unwrap();
+    assert!(err.contains("NotFound"), "{err}");
+}
+
+#[test]
+fn watch_prints_later_changes() {
+    let (tmp, s) = server();
+    let mut watch = s
+        .kubectl()
+        .args(["get", "cm", "-w", "--no-headers"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = watch.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // Give the watch a moment to start, then change things.
+    std::thread::sleep(Duration::from_millis(500));
+    let cm = write(
+        tmp.path(),
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\ndata:\n  k: v\n",
+    );
+    s.kubectl_ok(&["create", "-f", &cm, "--validate=false"])
+        .unwrap();
+    let line = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the watch printed nothing");
+    assert_eq!(
+        line.split_whitespace().collect::<Vec<_>>()[..2],
+        ["watched", "1"]
+    );
+    s.kubectl_ok(&["delete", "cm", "watched", "--wait=false"])
+        .unwrap();
+    let _ = watch.kill();
+    let _ = watch.wait();
+}
+
+#[test]
+fn requests_without_a_cluster_client_certificate_are_unauthorized() {
+    let (tmp, s) = server();
+    // The same server and CA, but a bearer token instead of the client certificate (without
+    // any credentials kubectl would prompt for a password).
+    let kubeconfig = std::fs::read_to_string(s.kubeconfig()).unwrap();
+    let mut anonymous: String = kubeconfig
+        .lines()
+        .filter(|l| !l.contains("client-certificate-data") && !l.contains("client-key-data"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    anonymous.push_str("    token: not-a-real-token\n");
+    let path = write(tmp.path(), "anon.yaml", &anonymous);
+    let out = std::process::Command::new("kubectl")
+        .args(["--kubeconfig", &path, "get", "ns"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("error: You must be logged in to the server"),
+        "{stderr}"
+    );
+    // /version stays public (the kubectl dispatcher reads it before every command).
+    let out = std::process::Command::new("kubectl")
+        .args(["--kubeconfig", &path, "get", "--raw", "/version"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn restart_keeps_objects_revisions_and_credentials() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let cm = write(
+        tmp.path(),
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\ndata:\n  k: v\n",
+    );
+    let s = Server::start(data.clone(), &[]).unwrap();
+    s.kubectl_ok(&["create", "-f", &cm, "--validate=false"])
+        .unwrap();
+    let before = s
+        .kubectl_ok(&[
+            "get",
+            "cm",
+            "kept",
+            "-o",
+            "jsonpath={.metadata.uid} {.metadata.resourceVersion}",
+        ])
+        .unwrap();
+    let kubeconfig = std::fs::read_to_string(s.kubeconfig()).unwrap();
+    let ca = std::fs::read(data.join("tls/ca.crt")).unwrap();
+    assert!(s.stop().unwrap().success());
+
+    let s = Server::start(data.clone(), &[]).unwrap();
+    assert_eq!(
+        std::fs::read(data.join("tls/ca.crt")).unwrap(),
+        ca,
+        "the CA changed across a restart"
+    );
+    // The old kubeconfig (same port? no: a new one is written; its credentials are the same).
+    let new_kubeconfig = std::fs::read_to_string(s.kubeconfig()).unwrap();
+    let creds = |k: &str| {
+        k.lines()
+            .filter(|l| l.contains("-data:"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(creds(&kubeconfig), creds(&new_kubeconfig));
+    let after = s
+        .kubectl_ok(&[
+            "get",
+            "cm",
+            "kept",
+            "-o",
+            "jsonpath={.metadata.uid} {.metadata.resourceVersion}",
+        ])
+        .unwrap();
+    assert_eq!(before, after);
+}
