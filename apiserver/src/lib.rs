@@ -5,6 +5,7 @@ pub mod tls;
 
 mod discovery;
 mod object;
+mod patch;
 mod registry;
 mod request;
 mod rest;

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::object::{self, meta_str};
+use crate::patch::{self, PatchKind};
 use crate::registry::{self, Resource};
 use crate::request::{Query, ResourceRequest, Verb};
 use crate::selector::{FieldSelector, LabelSelector};
@@ -98,40 +99,47 @@ fn parse_continue(token: &str) -> ApiResult<(Revision, String)> {
 }
 
 impl Rest {
+    /// Serve one resource request. `media` is the request body's media type.
     pub async fn handle(
         &self,
         req: &ResourceRequest,
         query: &Query,
         body: &[u8],
+        media: &str,
         table: bool,
     ) -> ApiResult<Reply> {
         if req.subresource.is_some() {
             // Subresources (status, finalize, token) arrive with their issues.
             return Err(ApiError::method_not_allowed());
         }
-        match req.verb {
-            Verb::Get => {
-                let object = self.get(req).await?.0;
-                Ok(Reply::Json(
-                    StatusCode::OK,
-                    single(req.resource, table, object),
-                ))
+        let json_body = || {
+            if body.is_empty() || media == "application/json" {
+                Ok(())
+            } else {
+                Err(ApiError::unsupported_media_type(media))
             }
+        };
+        let ok = |object| Reply::Json(StatusCode::OK, object);
+        match req.verb {
+            Verb::Get => Ok(ok(single(req.resource, table, self.get(req).await?.0))),
             Verb::List => self.list(req, query, table).await,
             Verb::Watch => self.watch(req, query, table),
-            Verb::Create => self
-                .create(req, body)
-                .await
-                .map(|o| Reply::Json(StatusCode::CREATED, o)),
-            Verb::Update => self
-                .update(req, body)
-                .await
-                .map(|o| Reply::Json(StatusCode::OK, o)),
-            Verb::Delete => self
-                .delete(req)
-                .await
-                .map(|o| Reply::Json(StatusCode::OK, o)),
-            Verb::Patch | Verb::DeleteCollection => Err(ApiError::method_not_allowed()),
+            Verb::Create => {
+                json_body()?;
+                let created = self.create(req, body).await?;
+                Ok(Reply::Json(StatusCode::CREATED, created))
+            }
+            Verb::Update => {
+                json_body()?;
+                self.update(req, body).await.map(ok)
+            }
+            Verb::Patch => {
+                let kind = PatchKind::from_content_type(media)
+                    .ok_or_else(|| ApiError::unsupported_media_type(media))?;
+                self.patch(req, kind, body).await.map(ok)
+            }
+            Verb::Delete => self.delete(req).await.map(ok),
+            Verb::DeleteCollection => Err(ApiError::method_not_allowed()),
         }
     }
 
@@ -416,6 +424,65 @@ impl Rest {
                     return Err(ApiError::conflict(r.group, r.plural, name));
                 }
                 WriteOutcome::Conflict { .. } => continue, // changed under us: retry on the latest
+            }
+        }
+    }
+
+    /// Apply a patch to the latest object, retrying on a concurrent write; 409 only when the
+    /// patch itself carries a stale resourceVersion.
+    async fn patch(&self, req: &ResourceRequest, kind: PatchKind, body: &[u8]) -> ApiResult<Value> {
+        let r = req.resource;
+        let name = self.name(req);
+        loop {
+            let (current, revision) = self.get(req).await?;
+            let mut patched = patch::apply(kind, &current, body)?;
+            if !patched.is_object() {
+                return Err(ApiError::unprocessable(
+                    "the patched object is not a JSON object",
+                ));
+            }
+            let current_rv = revision.to_string();
+            let precondition = match meta_str(&patched, "resourceVersion") {
+                Some(rv) if rv == current_rv => false,
+                Some(_) => return Err(ApiError::conflict(r.group, r.plural, name)),
+                None => false,
+            };
+            if patched.get("kind") != current.get("kind")
+                || patched.get("apiVersion") != current.get("apiVersion")
+            {
+                return Err(ApiError::bad_request(
+                    "the patch may not change kind or apiVersion",
+                ));
+            }
+            if meta_str(&patched, "name") != Some(name)
+                || meta_str(&patched, "namespace") != meta_str(&current, "namespace")
+            {
+                return Err(ApiError::bad_request(
+                    "the patch may not change the object's name or namespace",
+                ));
+            }
+            for field in ["uid", "creationTimestamp"] {
+                match current.pointer(&format!("/metadata/{field}")) {
+                    Some(v) => object::set_meta(&mut patched, field, v.clone()),
+                    None => object::remove_meta(&mut patched, field),
+                }
+            }
+            object::apply_defaults(r, &mut patched)?;
+            let key = r.key(req.namespace.as_deref(), name);
+            match self
+                .store
+                .update(key.as_bytes(), encode(&patched)?, revision, None)
+                .await
+                .map_err(store_error)?
+            {
+                WriteOutcome::Committed { revision, .. } => {
+                    object::set_meta(&mut patched, "resourceVersion", json!(revision.to_string()));
+                    return Ok(patched);
+                }
+                WriteOutcome::Conflict { .. } if precondition => {
+                    return Err(ApiError::conflict(r.group, r.plural, name));
+                }
+                WriteOutcome::Conflict { .. } => continue,
             }
         }
     }

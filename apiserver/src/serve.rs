@@ -183,14 +183,11 @@ impl Api {
             ),
             Endpoint::Resource(req) => {
                 let media = content_type.split(';').next().unwrap_or("").trim();
-                if !body.is_empty() && media != "application/json" {
-                    return Err(ApiError::unsupported_media_type(media));
-                }
                 let table = accept
                     .split(',')
                     .next()
                     .is_some_and(|first| first.contains("as=Table"));
-                match self.rest.handle(&req, query, body, table).await? {
+                match self.rest.handle(&req, query, body, media, table).await? {
                     Reply::Json(code, value) => json_response(code, &value, "application/json"),
                     Reply::Stream(rx) => stream_response(rx),
                 }

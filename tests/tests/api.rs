@@ -356,3 +356,96 @@ fn restart_keeps_objects_revisions_and_credentials() {
         .unwrap();
     assert_eq!(before, after);
 }
+
+#[test]
+fn label_annotate_and_all_three_patch_types() {
+    let (tmp, s) = server();
+    let cm = write(
+        tmp.path(),
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: p\n  labels: {app: web}\ndata:\n  a: \"1\"\n  b: \"2\"\n",
+    );
+    s.kubectl_ok(&["create", "-f", &cm, "--validate=false"])
+        .unwrap();
+    assert_eq!(
+        s.kubectl_ok(&["label", "cm", "p", "tier=front"]).unwrap(),
+        "configmap/p labeled\n"
+    );
+    assert_eq!(
+        s.kubectl_ok(&["annotate", "cm", "p", "note=hi"]).unwrap(),
+        "configmap/p annotated\n"
+    );
+    assert_eq!(
+        s.kubectl_ok(&["patch", "cm", "p", "-p", r#"{"data":{"c":"3"}}"#])
+            .unwrap(),
+        "configmap/p patched\n"
+    );
+    s.kubectl_ok(&[
+        "patch",
+        "cm",
+        "p",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"a":null}}"#,
+    ])
+    .unwrap();
+    s.kubectl_ok(&[
+        "patch",
+        "cm",
+        "p",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"replace","path":"/data/b","value":"20"}]"#,
+    ])
+    .unwrap();
+    let got = s
+        .kubectl_ok(&[
+            "get",
+            "cm",
+            "p",
+            "-o",
+            "jsonpath={.data} {.metadata.labels} {.metadata.annotations}",
+        ])
+        .unwrap();
+    assert_eq!(
+        got,
+        r#"{"b":"20","c":"3"} {"app":"web","tier":"front"} {"note":"hi"}"#
+    );
+    assert_eq!(
+        s.kubectl_ok(&["label", "cm", "p", "tier-"]).unwrap(),
+        "configmap/p unlabeled\n"
+    );
+    // A JSON patch whose test fails changes nothing.
+    let err = s
+        .kubectl_err(&[
+            "patch",
+            "cm",
+            "p",
+            "--type",
+            "json",
+            "-p",
+            r#"[{"op":"test","path":"/data/b","value":"x"},{"op":"remove","path":"/data/b"}]"#,
+        ])
+        .unwrap();
+    assert!(err.contains("The request is invalid"), "{err}");
+    assert_eq!(
+        s.kubectl_ok(&["get", "cm", "p", "-o", "jsonpath={.data.b}"])
+            .unwrap(),
+        "20"
+    );
+    // A patch carrying a stale resourceVersion is a conflict.
+    let err = s
+        .kubectl_err(&[
+            "patch",
+            "cm",
+            "p",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"metadata":{"resourceVersion":"1"},"data":{"z":"1"}}"#,
+        ])
+        .unwrap();
+    assert!(err.contains("the object has been modified"), "{err}");
+}
