@@ -5,6 +5,7 @@ pub mod tls;
 
 mod discovery;
 mod object;
+mod openapi;
 mod patch;
 mod registry;
 mod request;
@@ -99,7 +100,10 @@ pub async fn start(config: Config, store: Store, shutdown: CancellationToken) ->
     let server_config = tls::server_config(&cluster_tls).map_err(tls_err)?;
     let verifier = tls::ClientVerifier::new(&cluster_tls).map_err(tls_err)?;
 
-    let rest = rest::Rest { store };
+    let rest = rest::Rest {
+        store,
+        openapi: openapi::OpenApi::build(),
+    };
     bootstrap(&rest).await?;
 
     let addr = SocketAddr::new(config.bind_address, config.port);

@@ -1,5 +1,8 @@
 //! The resource table: one entry per served resource drives routing, discovery and table printing.
 
+use k8s_openapi::api::coordination::v1 as coordination;
+use k8s_openapi::api::core::v1 as core;
+use schemars::{Schema, generate::SchemaGenerator};
 use serde_json::{Value, json};
 
 /// How a resource names its objects (upstream's name validation per resource).
@@ -39,6 +42,8 @@ pub struct Resource {
     pub name_rule: NameRule,
     /// Columns between NAME and AGE.
     pub columns: &'static [Column],
+    /// Adds the object's schema to an OpenAPI generator and returns a reference to it.
+    pub schema: fn(&mut SchemaGenerator) -> Schema,
 }
 
 pub const VERBS: &[&str] = &[
@@ -118,6 +123,7 @@ pub static RESOURCES: &[Resource] = &[
             priority: 0,
             cell: |o| o.pointer("/status/phase").cloned().unwrap_or(json!("")),
         }],
+        schema: |g| g.subschema_for::<core::Namespace>(),
     },
     Resource {
         group: "",
@@ -137,6 +143,7 @@ pub static RESOURCES: &[Resource] = &[
             priority: 0,
             cell: |o| json!(len(o, "data") + len(o, "binaryData")),
         }],
+        schema: |g| g.subschema_for::<core::ConfigMap>(),
     },
     Resource {
         group: "",
@@ -165,6 +172,7 @@ pub static RESOURCES: &[Resource] = &[
                 cell: |o| json!(len(o, "data") + len(o, "stringData")),
             },
         ],
+        schema: |g| g.subschema_for::<core::Secret>(),
     },
     Resource {
         group: "",
@@ -184,6 +192,7 @@ pub static RESOURCES: &[Resource] = &[
             priority: 0,
             cell: |o| json!(len(o, "secrets")),
         }],
+        schema: |g| g.subschema_for::<core::ServiceAccount>(),
     },
     Resource {
         group: "coordination.k8s.io",
@@ -207,6 +216,7 @@ pub static RESOURCES: &[Resource] = &[
                     .unwrap_or(json!(""))
             },
         }],
+        schema: |g| g.subschema_for::<coordination::Lease>(),
     },
 ];
 

@@ -12,6 +12,10 @@ use crate::status::{ApiError, ApiResult};
 #[derive(Debug)]
 pub enum Endpoint {
     Version,
+    /// `/openapi/v3`.
+    OpenApiIndex,
+    /// `/openapi/v3/<group-version path>`.
+    OpenApiDocument(String),
     /// `/healthz`, `/livez`, `/readyz`.
     Health(&'static str),
     /// `/api`: the legacy core versions, or aggregated discovery.
@@ -94,6 +98,8 @@ pub fn route(method: &Method, path: &str, query: &Query) -> ApiResult<Endpoint> 
         .collect();
     match parts.as_slice() {
         ["version"] => Ok(Endpoint::Version),
+        ["openapi", "v3"] => Ok(Endpoint::OpenApiIndex),
+        ["openapi", "v3", rest @ ..] => Ok(Endpoint::OpenApiDocument(rest.join("/"))),
         ["healthz"] => Ok(Endpoint::Health("healthz")),
         ["livez"] => Ok(Endpoint::Health("livez")),
         ["readyz"] => Ok(Endpoint::Health("readyz")),

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::object::{self, meta_str};
+use crate::openapi::OpenApi;
 use crate::patch::{self, PatchKind};
 use crate::registry::{self, Resource};
 use crate::request::{Query, ResourceRequest, Verb};
@@ -23,7 +24,8 @@ use crate::table;
 
 /// What a handler answers.
 pub enum Reply {
-    Json(StatusCode, Value),
+    /// An object, with `Warning` headers to send.
+    Json(StatusCode, Value, Vec<String>),
     /// A watch: newline-delimited JSON events until the sender is dropped.
     Stream(mpsc::Receiver<Bytes>),
 }
@@ -37,6 +39,28 @@ const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
 
 pub struct Rest {
     pub store: Store,
+    pub openapi: OpenApi,
+}
+
+/// What to do with fields the schema does not know (`fieldValidation`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FieldValidation {
+    Strict,
+    Warn,
+    Ignore,
+}
+
+impl FieldValidation {
+    fn from_query(query: &Query) -> ApiResult<FieldValidation> {
+        match query.get("fieldValidation") {
+            Some("Strict") => Ok(FieldValidation::Strict),
+            Some("Warn") | None => Ok(FieldValidation::Warn),
+            Some("Ignore") => Ok(FieldValidation::Ignore),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\", got {other:?}"
+            ))),
+        }
+    }
 }
 
 fn store_error(e: StoreError) -> ApiError {
@@ -119,24 +143,30 @@ impl Rest {
                 Err(ApiError::unsupported_media_type(media))
             }
         };
-        let ok = |object| Reply::Json(StatusCode::OK, object);
+        let ok = |object| Reply::Json(StatusCode::OK, object, Vec::new());
+        let validation = FieldValidation::from_query(query)?;
+        let mut warnings = Vec::new();
         match req.verb {
             Verb::Get => Ok(ok(single(req.resource, table, self.get(req).await?.0))),
             Verb::List => self.list(req, query, table).await,
             Verb::Watch => self.watch(req, query, table),
             Verb::Create => {
                 json_body()?;
-                let created = self.create(req, body).await?;
-                Ok(Reply::Json(StatusCode::CREATED, created))
+                let created = self.create(req, body, validation, &mut warnings).await?;
+                Ok(Reply::Json(StatusCode::CREATED, created, warnings))
             }
             Verb::Update => {
                 json_body()?;
-                self.update(req, body).await.map(ok)
+                let updated = self.update(req, body, validation, &mut warnings).await?;
+                Ok(Reply::Json(StatusCode::OK, updated, warnings))
             }
             Verb::Patch => {
                 let kind = PatchKind::from_content_type(media)
                     .ok_or_else(|| ApiError::unsupported_media_type(media))?;
-                self.patch(req, kind, body).await.map(ok)
+                let patched = self
+                    .patch(req, kind, body, validation, &mut warnings)
+                    .await?;
+                Ok(Reply::Json(StatusCode::OK, patched, warnings))
             }
             Verb::Delete => self.delete(req).await.map(ok),
             Verb::DeleteCollection => Err(ApiError::method_not_allowed()),
@@ -237,6 +267,7 @@ impl Rest {
             return Ok(Reply::Json(
                 StatusCode::OK,
                 table::table(r, items, list_meta),
+                Vec::new(),
             ));
         }
         let items: Vec<Value> = items
@@ -252,7 +283,42 @@ impl Rest {
         Ok(Reply::Json(
             StatusCode::OK,
             json!({"kind": format!("{}List", r.kind), "apiVersion": r.api_version(), "metadata": list_meta, "items": items}),
+            Vec::new(),
         ))
+    }
+
+    /// Drop fields the schema does not know: an error under `Strict`, a warning under `Warn`.
+    fn check_fields(
+        &self,
+        r: &Resource,
+        object: &mut Value,
+        validation: FieldValidation,
+        warnings: &mut Vec<String>,
+    ) -> ApiResult<()> {
+        let Some((schemas, root)) = self.openapi.schema_of(r) else {
+            return Ok(());
+        };
+        let unknown = crate::openapi::prune_unknown_fields(schemas, &root, object);
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let described: Vec<String> = unknown
+            .iter()
+            .map(|f| format!("unknown field \"{f}\""))
+            .collect();
+        match validation {
+            FieldValidation::Strict => Err(ApiError::bad_request(format!(
+                "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+                described.join(", "),
+                kind = r.kind,
+                version = r.version
+            ))),
+            FieldValidation::Warn => {
+                warnings.extend(described);
+                Ok(())
+            }
+            FieldValidation::Ignore => Ok(()),
+        }
     }
 
     /// Decode and check a request body for this resource.
@@ -320,12 +386,20 @@ impl Rest {
             verb: Verb::Create,
         };
         let body = serde_json::to_vec(object).map_err(|e| ApiError::internal(e.to_string()))?;
-        self.create(&req, &body).await
+        self.create(&req, &body, FieldValidation::Strict, &mut Vec::new())
+            .await
     }
 
-    async fn create(&self, req: &ResourceRequest, body: &[u8]) -> ApiResult<Value> {
+    async fn create(
+        &self,
+        req: &ResourceRequest,
+        body: &[u8],
+        validation: FieldValidation,
+        warnings: &mut Vec<String>,
+    ) -> ApiResult<Value> {
         let r = req.resource;
         let mut object = self.parse_body(req, body)?;
+        self.check_fields(r, &mut object, validation, warnings)?;
         let name = match (meta_str(&object, "name"), meta_str(&object, "generateName")) {
             (Some(name), _) => name.to_string(),
             (None, Some(prefix)) => format!("{prefix}{}", object::random_suffix()),
@@ -376,10 +450,17 @@ impl Rest {
         }
     }
 
-    async fn update(&self, req: &ResourceRequest, body: &[u8]) -> ApiResult<Value> {
+    async fn update(
+        &self,
+        req: &ResourceRequest,
+        body: &[u8],
+        validation: FieldValidation,
+        warnings: &mut Vec<String>,
+    ) -> ApiResult<Value> {
         let r = req.resource;
         let name = self.name(req);
         let mut object = self.parse_body(req, body)?;
+        self.check_fields(r, &mut object, validation, warnings)?;
         match meta_str(&object, "name") {
             Some(n) if n == name => {}
             Some(_) => {
@@ -430,7 +511,14 @@ impl Rest {
 
     /// Apply a patch to the latest object, retrying on a concurrent write; 409 only when the
     /// patch itself carries a stale resourceVersion.
-    async fn patch(&self, req: &ResourceRequest, kind: PatchKind, body: &[u8]) -> ApiResult<Value> {
+    async fn patch(
+        &self,
+        req: &ResourceRequest,
+        kind: PatchKind,
+        body: &[u8],
+        validation: FieldValidation,
+        warnings: &mut Vec<String>,
+    ) -> ApiResult<Value> {
         let r = req.resource;
         let name = self.name(req);
         loop {
@@ -441,6 +529,8 @@ impl Rest {
                     "the patched object is not a JSON object",
                 ));
             }
+            warnings.clear();
+            self.check_fields(r, &mut patched, validation, warnings)?;
             let current_rv = revision.to_string();
             let precondition = match meta_str(&patched, "resourceVersion") {
                 Some(rv) if rv == current_rv => false,

@@ -147,6 +147,25 @@ impl Api {
         let ok_json = |v: Value| json_response(StatusCode::OK, &v, "application/json");
         Ok(match endpoint {
             Endpoint::Version => ok_json(self.version()),
+            Endpoint::OpenApiIndex => ok_json(self.rest.openapi.index()),
+            Endpoint::OpenApiDocument(path) => {
+                let (doc, immutable) = self
+                    .rest
+                    .openapi
+                    .document(&path, query.get("hash"))
+                    .ok_or_else(ApiError::path_not_found)?;
+                let cache = if immutable {
+                    "public, immutable"
+                } else {
+                    "no-cache, private"
+                };
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .header(header::CACHE_CONTROL, cache)
+                    .body(full(doc))
+                    .unwrap_or_else(|_| Response::new(full(Bytes::new())))
+            }
             Endpoint::Health(name) => {
                 let text = if query.has("verbose") {
                     format!("[+]ping ok\n[+]log ok\n[+]etcd ok\n{name} check passed\n")
@@ -188,7 +207,17 @@ impl Api {
                     .next()
                     .is_some_and(|first| first.contains("as=Table"));
                 match self.rest.handle(&req, query, body, media, table).await? {
-                    Reply::Json(code, value) => json_response(code, &value, "application/json"),
+                    Reply::Json(code, value, warnings) => {
+                        let mut response = json_response(code, &value, "application/json");
+                        for warning in warnings {
+                            // RFC 7234 warn-code 299, as upstream sends them.
+                            let text = format!("299 - {}", serde_json::Value::String(warning));
+                            if let Ok(value) = http::HeaderValue::from_str(&text) {
+                                response.headers_mut().append(header::WARNING, value);
+                            }
+                        }
+                        response
+                    }
                     Reply::Stream(rx) => stream_response(rx),
                 }
             }

@@ -449,3 +449,79 @@ fn label_annotate_and_all_three_patch_types() {
         .unwrap();
     assert!(err.contains("the object has been modified"), "{err}");
 }
+
+#[test]
+fn apply_explain_and_server_side_field_validation() {
+    let (tmp, s) = server();
+    let v1 = write(
+        tmp.path(),
+        "v1.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  a: \"1\"\n  b: \"2\"\n",
+    );
+    let v2 = write(
+        tmp.path(),
+        "v2.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  a: \"1\"\n  c: \"3\"\n",
+    );
+    assert_eq!(
+        s.kubectl_ok(&["apply", "-f", &v1]).unwrap(),
+        "configmap/app created\n"
+    );
+    assert_eq!(
+        s.kubectl_ok(&["apply", "-f", &v1]).unwrap(),
+        "configmap/app unchanged\n"
+    );
+    assert_eq!(
+        s.kubectl_ok(&["apply", "-f", &v2]).unwrap(),
+        "configmap/app configured\n"
+    );
+    // The key dropped from the manifest is removed; the last-applied annotation is kept.
+    assert_eq!(
+        s.kubectl_ok(&["get", "cm", "app", "-o", "jsonpath={.data}"])
+            .unwrap(),
+        r#"{"a":"1","c":"3"}"#
+    );
+    let annotations = s
+        .kubectl_ok(&["get", "cm", "app", "-o", "jsonpath={.metadata.annotations}"])
+        .unwrap();
+    assert!(
+        annotations.contains("kubectl.kubernetes.io/last-applied-configuration"),
+        "{annotations}"
+    );
+
+    let typo = write(
+        tmp.path(),
+        "typo.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: typo\ndatta:\n  a: \"1\"\n",
+    );
+    let err = s.kubectl_err(&["create", "-f", &typo]).unwrap();
+    assert!(
+        err.contains(r#"Error from server (BadRequest): error when creating"#)
+            && err.contains(r#"ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: unknown field "datta""#),
+        "{err}"
+    );
+    let out = s
+        .kubectl()
+        .args(["create", "-f", &typo, "--validate=warn"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(r#"Warning: unknown field "datta""#));
+    // The unknown field was dropped, not stored.
+    assert_eq!(
+        s.kubectl_ok(&["get", "cm", "typo", "-o", "jsonpath={.datta}"])
+            .unwrap(),
+        ""
+    );
+
+    let explain = s.kubectl_ok(&["explain", "configmap"]).unwrap();
+    assert!(
+        explain.contains("KIND:       ConfigMap")
+            && explain.contains("ConfigMap holds configuration data for pods to consume."),
+        "{explain}"
+    );
+    let field = s
+        .kubectl_ok(&["explain", "lease.spec.holderIdentity"])
+        .unwrap();
+    assert!(field.contains("FIELD: holderIdentity <string>"), "{field}");
+}
