@@ -7,6 +7,7 @@ mod discovery;
 mod object;
 mod openapi;
 mod patch;
+mod protobuf;
 mod registry;
 mod request;
 mod rest;

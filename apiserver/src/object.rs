@@ -133,7 +133,11 @@ pub fn apply_defaults(resource: &Resource, object: &mut Value) -> ApiResult<()> 
             }
         }
         ("", "secrets") => {
-            if object.get("type").is_none() {
+            if object
+                .get("type")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
                 object["type"] = json!("Opaque");
             }
             // stringData is write-only: merged into data, base64-encoded.

@@ -136,8 +136,21 @@ impl Rest {
             // Subresources (status, finalize, token) arrive with their issues.
             return Err(ApiError::method_not_allowed());
         }
+        // Create and update take JSON or protobuf; both become JSON here.
+        let decoded;
+        let body = match media {
+            crate::protobuf::MEDIA_TYPE if matches!(req.verb, Verb::Create | Verb::Update) => {
+                decoded = serde_json::to_vec(&crate::protobuf::decode(req.resource, body)?)
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+                decoded.as_slice()
+            }
+            _ => body,
+        };
         let json_body = || {
-            if body.is_empty() || media == "application/json" {
+            if body.is_empty()
+                || media == "application/json"
+                || media == crate::protobuf::MEDIA_TYPE
+            {
                 Ok(())
             } else {
                 Err(ApiError::unsupported_media_type(media))

@@ -525,3 +525,70 @@ fn apply_explain_and_server_side_field_validation() {
         .unwrap();
     assert!(field.contains("FIELD: holderIdentity <string>"), "{field}");
 }
+
+#[test]
+fn kubectl_create_generators_send_protobuf() {
+    let (_tmp, s) = server();
+    assert_eq!(
+        s.kubectl_ok(&["create", "namespace", "team-a"]).unwrap(),
+        "namespace/team-a created\n"
+    );
+    assert_eq!(
+        s.kubectl_ok(&[
+            "create",
+            "configmap",
+            "cfg",
+            "-n",
+            "team-a",
+            "--from-literal=a=1",
+            "--from-literal=b=2"
+        ])
+        .unwrap(),
+        "configmap/cfg created\n"
+    );
+    assert_eq!(
+        s.kubectl_ok(&[
+            "create",
+            "secret",
+            "generic",
+            "s1",
+            "-n",
+            "team-a",
+            "--from-literal=password=hunter2"
+        ])
+        .unwrap(),
+        "secret/s1 created\n"
+    );
+    assert_eq!(
+        s.kubectl_ok(&["create", "serviceaccount", "robot", "-n", "team-a"])
+            .unwrap(),
+        "serviceaccount/robot created\n"
+    );
+    assert_eq!(
+        s.kubectl_ok(&["get", "cm", "cfg", "-n", "team-a", "-o", "jsonpath={.data}"])
+            .unwrap(),
+        r#"{"a":"1","b":"2"}"#
+    );
+    assert_eq!(
+        s.kubectl_ok(&[
+            "get",
+            "secret",
+            "s1",
+            "-n",
+            "team-a",
+            "-o",
+            "jsonpath={.type} {.data.password}"
+        ])
+        .unwrap(),
+        "Opaque aHVudGVyMg=="
+    );
+    assert_eq!(
+        s.kubectl_ok(&["get", "ns", "team-a", "-o", "jsonpath={.status.phase}"])
+            .unwrap(),
+        "Active"
+    );
+    let err = s
+        .kubectl_err(&["create", "configmap", "cfg", "-n", "team-a"])
+        .unwrap();
+    assert!(err.contains(r#"configmaps "cfg" already exists"#), "{err}");
+}
