@@ -56,8 +56,13 @@ fn b64(bytes: &[u8]) -> Value {
 }
 
 fn put<T: Into<Value>>(map: &mut Map<String, Value>, key: &str, value: Option<T>) {
-    if let Some(v) = value {
-        map.insert(key.to_string(), v.into());
+    // Go's generated marshallers write every string field, so an empty string means unset.
+    match value.map(Into::into) {
+        Some(Value::String(s)) if s.is_empty() => {}
+        Some(v) => {
+            map.insert(key.to_string(), v);
+        }
+        None => {}
     }
 }
 

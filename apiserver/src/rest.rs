@@ -50,6 +50,31 @@ enum FieldValidation {
     Ignore,
 }
 
+/// The options every write takes.
+struct WriteOptions {
+    validation: FieldValidation,
+    /// `dryRun=All`: do everything but persist.
+    dry_run: bool,
+}
+
+impl WriteOptions {
+    fn from_query(query: &Query) -> ApiResult<WriteOptions> {
+        let dry_run = match query.get("dryRun") {
+            None => false,
+            Some("All") => true,
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "Invalid dry run value {other:?}: supported values are: All"
+                )));
+            }
+        };
+        Ok(WriteOptions {
+            validation: FieldValidation::from_query(query)?,
+            dry_run,
+        })
+    }
+}
+
 impl FieldValidation {
     fn from_query(query: &Query) -> ApiResult<FieldValidation> {
         match query.get("fieldValidation") {
@@ -132,10 +157,6 @@ impl Rest {
         media: &str,
         table: bool,
     ) -> ApiResult<Reply> {
-        if req.subresource.is_some() {
-            // Subresources (status, finalize, token) arrive with their issues.
-            return Err(ApiError::method_not_allowed());
-        }
         // Create and update take JSON or protobuf; both become JSON here.
         let decoded;
         let body = match media {
@@ -157,32 +178,42 @@ impl Rest {
             }
         };
         let ok = |object| Reply::Json(StatusCode::OK, object, Vec::new());
-        let validation = FieldValidation::from_query(query)?;
+        let opts = WriteOptions::from_query(query)?;
         let mut warnings = Vec::new();
+        // Subresources: `status` (get, update, patch) where the resource has one; the others
+        // (finalize, token) arrive with their issues.
+        if let Some(sub) = req.subresource.as_deref() {
+            if sub != "status" || !matches!(req.verb, Verb::Get | Verb::Update | Verb::Patch) {
+                return Err(ApiError::method_not_allowed());
+            }
+        }
         match req.verb {
             Verb::Get => Ok(ok(single(req.resource, table, self.get(req).await?.0))),
             Verb::List => self.list(req, query, table).await,
             Verb::Watch => self.watch(req, query, table),
             Verb::Create => {
                 json_body()?;
-                let created = self.create(req, body, validation, &mut warnings).await?;
-                Ok(Reply::Json(StatusCode::CREATED, created, warnings))
+                let created = self.create(req, body, &opts, &mut warnings).await?;
+                let code = if opts.dry_run {
+                    StatusCode::OK
+                } else {
+                    StatusCode::CREATED
+                };
+                Ok(Reply::Json(code, created, warnings))
             }
             Verb::Update => {
                 json_body()?;
-                let updated = self.update(req, body, validation, &mut warnings).await?;
+                let updated = self.update(req, body, &opts, &mut warnings).await?;
                 Ok(Reply::Json(StatusCode::OK, updated, warnings))
             }
             Verb::Patch => {
                 let kind = PatchKind::from_content_type(media)
                     .ok_or_else(|| ApiError::unsupported_media_type(media))?;
-                let patched = self
-                    .patch(req, kind, body, validation, &mut warnings)
-                    .await?;
+                let patched = self.patch(req, kind, body, &opts, &mut warnings).await?;
                 Ok(Reply::Json(StatusCode::OK, patched, warnings))
             }
-            Verb::Delete => self.delete(req).await.map(ok),
-            Verb::DeleteCollection => Err(ApiError::method_not_allowed()),
+            Verb::Delete => self.delete(req, &opts).await.map(ok),
+            Verb::DeleteCollection => self.delete_collection(req, query, &opts).await.map(ok),
         }
     }
 
@@ -356,9 +387,10 @@ impl Rest {
                 r.api_version()
             )));
         }
-        if let (Some(url_ns), Some(body_ns)) =
-            (req.namespace.as_deref(), meta_str(&object, "namespace"))
-        {
+        if let (Some(url_ns), Some(body_ns)) = (
+            req.namespace.as_deref(),
+            meta_str(&object, "namespace").filter(|ns| !ns.is_empty()),
+        ) {
             if url_ns != body_ns {
                 return Err(ApiError::bad_request(
                     "the namespace of the provided object does not match the namespace sent on the request",
@@ -399,20 +431,28 @@ impl Rest {
             verb: Verb::Create,
         };
         let body = serde_json::to_vec(object).map_err(|e| ApiError::internal(e.to_string()))?;
-        self.create(&req, &body, FieldValidation::Strict, &mut Vec::new())
-            .await
+        self.create(
+            &req,
+            &body,
+            &WriteOptions {
+                validation: FieldValidation::Strict,
+                dry_run: false,
+            },
+            &mut Vec::new(),
+        )
+        .await
     }
 
     async fn create(
         &self,
         req: &ResourceRequest,
         body: &[u8],
-        validation: FieldValidation,
+        opts: &WriteOptions,
         warnings: &mut Vec<String>,
     ) -> ApiResult<Value> {
         let r = req.resource;
         let mut object = self.parse_body(req, body)?;
-        self.check_fields(r, &mut object, validation, warnings)?;
+        self.check_fields(r, &mut object, opts.validation, warnings)?;
         let name = match (meta_str(&object, "name"), meta_str(&object, "generateName")) {
             (Some(name), _) => name.to_string(),
             (None, Some(prefix)) => format!("{prefix}{}", object::random_suffix()),
@@ -445,7 +485,11 @@ impl Rest {
             json!(object::now_rfc3339()),
         );
         object::remove_meta(&mut object, "deletionTimestamp");
+        object::remove_meta(&mut object, "resourceVersion");
         object::apply_defaults(r, &mut object)?;
+        if opts.dry_run {
+            return Ok(object);
+        }
         let key = r.key(req.namespace.as_deref(), &name);
         match self
             .store
@@ -463,17 +507,18 @@ impl Rest {
         }
     }
 
+    /// PUT: replace the object (or, on `/status`, its status) with the body.
     async fn update(
         &self,
         req: &ResourceRequest,
         body: &[u8],
-        validation: FieldValidation,
+        opts: &WriteOptions,
         warnings: &mut Vec<String>,
     ) -> ApiResult<Value> {
         let r = req.resource;
         let name = self.name(req);
         let mut object = self.parse_body(req, body)?;
-        self.check_fields(r, &mut object, validation, warnings)?;
+        self.check_fields(r, &mut object, opts.validation, warnings)?;
         match meta_str(&object, "name") {
             Some(n) if n == name => {}
             Some(_) => {
@@ -490,19 +535,106 @@ impl Rest {
         let precondition = meta_str(&object, "resourceVersion")
             .map(parse_rv)
             .transpose()?;
+        self.modify(req, precondition, opts, |_current| Ok(object.clone()))
+            .await
+    }
+
+    /// PATCH: apply the patch to the latest object; 409 only when the patch itself carries a
+    /// stale resourceVersion.
+    async fn patch(
+        &self,
+        req: &ResourceRequest,
+        kind: PatchKind,
+        body: &[u8],
+        opts: &WriteOptions,
+        warnings: &mut Vec<String>,
+    ) -> ApiResult<Value> {
+        let r = req.resource;
+        let name = self.name(req).to_string();
+        self.modify(req, None, opts, |current| {
+            let mut patched = patch::apply(kind, current, body)?;
+            if !patched.is_object() {
+                return Err(ApiError::unprocessable(
+                    "the patched object is not a JSON object",
+                ));
+            }
+            warnings.clear();
+            self.check_fields(r, &mut patched, opts.validation, warnings)?;
+            match meta_str(&patched, "resourceVersion") {
+                Some(rv) if Some(rv) != meta_str(current, "resourceVersion") => {
+                    return Err(ApiError::conflict(r.group, r.plural, &name));
+                }
+                _ => {}
+            }
+            if patched.get("kind") != current.get("kind")
+                || patched.get("apiVersion") != current.get("apiVersion")
+            {
+                return Err(ApiError::bad_request(
+                    "the patch may not change kind or apiVersion",
+                ));
+            }
+            if meta_str(&patched, "name") != Some(name.as_str())
+                || meta_str(&patched, "namespace") != meta_str(current, "namespace")
+            {
+                return Err(ApiError::bad_request(
+                    "the patch may not change the object's name or namespace",
+                ));
+            }
+            Ok(patched)
+        })
+        .await
+    }
+
+    /// Read-modify-write of one object: `change` turns the latest object into the wanted one,
+    /// then system fields and the status/spec split are enforced and the store write is a
+    /// compare-and-swap, retried on a concurrent change unless `precondition` pins the revision.
+    async fn modify(
+        &self,
+        req: &ResourceRequest,
+        precondition: Option<Revision>,
+        opts: &WriteOptions,
+        mut change: impl FnMut(&Value) -> ApiResult<Value>,
+    ) -> ApiResult<Value> {
+        let r = req.resource;
+        let name = self.name(req);
+        let status_only = req.subresource.as_deref() == Some("status");
+        let has_status = r.subresources.contains(&"status");
         loop {
             let (current, revision) = self.get(req).await?;
             if precondition.is_some_and(|p| p != revision) {
                 return Err(ApiError::conflict(r.group, r.plural, name));
             }
-            // System fields come from the stored object.
-            for field in ["uid", "creationTimestamp", "namespace"] {
+            let wanted = change(&current)?;
+            let mut object = if status_only {
+                // Only the status changes through /status.
+                let mut object = current.clone();
+                match wanted.get("status") {
+                    Some(status) => object["status"] = status.clone(),
+                    None => drop(object.as_object_mut().map(|o| o.remove("status"))),
+                }
+                object
+            } else {
+                let mut object = wanted;
+                if has_status {
+                    // ...and never through the main resource.
+                    match current.get("status") {
+                        Some(status) => object["status"] = status.clone(),
+                        None => drop(object.as_object_mut().map(|o| o.remove("status"))),
+                    }
+                }
+                object
+            };
+            for field in ["uid", "creationTimestamp", "namespace", "deletionTimestamp"] {
                 match current.pointer(&format!("/metadata/{field}")) {
                     Some(v) => object::set_meta(&mut object, field, v.clone()),
                     None => object::remove_meta(&mut object, field),
                 }
             }
             object::apply_defaults(r, &mut object)?;
+            if opts.dry_run {
+                object::set_meta(&mut object, "resourceVersion", json!(revision.to_string()));
+                return Ok(object);
+            }
             let key = r.key(req.namespace.as_deref(), name);
             match self
                 .store
@@ -517,84 +649,22 @@ impl Rest {
                 WriteOutcome::Conflict { .. } if precondition.is_some() => {
                     return Err(ApiError::conflict(r.group, r.plural, name));
                 }
-                WriteOutcome::Conflict { .. } => continue, // changed under us: retry on the latest
-            }
-        }
-    }
-
-    /// Apply a patch to the latest object, retrying on a concurrent write; 409 only when the
-    /// patch itself carries a stale resourceVersion.
-    async fn patch(
-        &self,
-        req: &ResourceRequest,
-        kind: PatchKind,
-        body: &[u8],
-        validation: FieldValidation,
-        warnings: &mut Vec<String>,
-    ) -> ApiResult<Value> {
-        let r = req.resource;
-        let name = self.name(req);
-        loop {
-            let (current, revision) = self.get(req).await?;
-            let mut patched = patch::apply(kind, &current, body)?;
-            if !patched.is_object() {
-                return Err(ApiError::unprocessable(
-                    "the patched object is not a JSON object",
-                ));
-            }
-            warnings.clear();
-            self.check_fields(r, &mut patched, validation, warnings)?;
-            let current_rv = revision.to_string();
-            let precondition = match meta_str(&patched, "resourceVersion") {
-                Some(rv) if rv == current_rv => false,
-                Some(_) => return Err(ApiError::conflict(r.group, r.plural, name)),
-                None => false,
-            };
-            if patched.get("kind") != current.get("kind")
-                || patched.get("apiVersion") != current.get("apiVersion")
-            {
-                return Err(ApiError::bad_request(
-                    "the patch may not change kind or apiVersion",
-                ));
-            }
-            if meta_str(&patched, "name") != Some(name)
-                || meta_str(&patched, "namespace") != meta_str(&current, "namespace")
-            {
-                return Err(ApiError::bad_request(
-                    "the patch may not change the object's name or namespace",
-                ));
-            }
-            for field in ["uid", "creationTimestamp"] {
-                match current.pointer(&format!("/metadata/{field}")) {
-                    Some(v) => object::set_meta(&mut patched, field, v.clone()),
-                    None => object::remove_meta(&mut patched, field),
-                }
-            }
-            object::apply_defaults(r, &mut patched)?;
-            let key = r.key(req.namespace.as_deref(), name);
-            match self
-                .store
-                .update(key.as_bytes(), encode(&patched)?, revision, None)
-                .await
-                .map_err(store_error)?
-            {
-                WriteOutcome::Committed { revision, .. } => {
-                    object::set_meta(&mut patched, "resourceVersion", json!(revision.to_string()));
-                    return Ok(patched);
-                }
-                WriteOutcome::Conflict { .. } if precondition => {
-                    return Err(ApiError::conflict(r.group, r.plural, name));
+                WriteOutcome::Conflict { current: None } => {
+                    return Err(ApiError::not_found(r.group, r.plural, name));
                 }
                 WriteOutcome::Conflict { .. } => continue,
             }
         }
     }
 
-    async fn delete(&self, req: &ResourceRequest) -> ApiResult<Value> {
+    async fn delete(&self, req: &ResourceRequest, opts: &WriteOptions) -> ApiResult<Value> {
         let r = req.resource;
         let name = self.name(req);
         loop {
             let (object, revision) = self.get(req).await?;
+            if opts.dry_run {
+                return Ok(object);
+            }
             let key = r.key(req.namespace.as_deref(), name);
             match self
                 .store
@@ -609,6 +679,44 @@ impl Rest {
                 WriteOutcome::Conflict { .. } => continue,
             }
         }
+    }
+
+    /// DELETE on a collection: every object matching the selectors, returned as a list.
+    async fn delete_collection(
+        &self,
+        req: &ResourceRequest,
+        query: &Query,
+        opts: &WriteOptions,
+    ) -> ApiResult<Value> {
+        let r = req.resource;
+        let Reply::Json(_, list, _) = self.list(req, query, false).await? else {
+            return Err(ApiError::internal(
+                "listing for deletecollection did not return a list",
+            ));
+        };
+        let mut deleted = Vec::new();
+        for item in list["items"].as_array().cloned().unwrap_or_default() {
+            let Some(name) = meta_str(&item, "name") else {
+                continue;
+            };
+            let one = ResourceRequest {
+                resource: r,
+                namespace: meta_str(&item, "namespace")
+                    .map(str::to_string)
+                    .or_else(|| req.namespace.clone()),
+                name: Some(name.to_string()),
+                subresource: None,
+                verb: Verb::Delete,
+            };
+            match self.delete(&one, opts).await {
+                Ok(object) => deleted.push(object),
+                Err(e) if e.reason == "NotFound" => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(
+            json!({"kind": format!("{}List", r.kind), "apiVersion": r.api_version(), "metadata": {}, "items": deleted}),
+        )
     }
 
     fn watch(&self, req: &ResourceRequest, query: &Query, table: bool) -> ApiResult<Reply> {

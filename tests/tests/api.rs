@@ -592,3 +592,99 @@ fn kubectl_create_generators_send_protobuf() {
         .unwrap();
     assert!(err.contains(r#"configmaps "cfg" already exists"#), "{err}");
 }
+
+#[test]
+fn dry_run_status_subresource_and_delete_collection() {
+    let (_tmp, s) = server();
+    // dryRun=All answers with the object but stores nothing.
+    let dry = s
+        .kubectl_ok(&[
+            "create",
+            "cm",
+            "dry",
+            "--from-literal=a=1",
+            "--dry-run=server",
+            "-o",
+            "jsonpath={.metadata.name}",
+        ])
+        .unwrap();
+    assert_eq!(dry, "dry");
+    assert!(
+        s.kubectl_err(&["get", "cm", "dry"])
+            .unwrap()
+            .contains(r#"configmaps "dry" not found"#)
+    );
+
+    // Status changes only through /status; /status changes only the status.
+    s.kubectl_ok(&["create", "ns", "x"]).unwrap();
+    s.kubectl_ok(&[
+        "patch",
+        "ns",
+        "x",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"status":{"phase":"Foo"},"metadata":{"labels":{"l":"1"}}}"#,
+    ])
+    .unwrap();
+    assert_eq!(
+        s.kubectl_ok(&[
+            "get",
+            "ns",
+            "x",
+            "-o",
+            "jsonpath={.status.phase} {.metadata.labels.l}"
+        ])
+        .unwrap(),
+        "Active 1"
+    );
+    s.kubectl_ok(&[
+        "patch",
+        "ns",
+        "x",
+        "--subresource=status",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"status":{"phase":"Foo"},"metadata":{"labels":{"m":"1"}}}"#,
+    ])
+    .unwrap();
+    assert_eq!(
+        s.kubectl_ok(&[
+            "get",
+            "ns",
+            "x",
+            "-o",
+            "jsonpath={.status.phase} {.metadata.labels.m}"
+        ])
+        .unwrap(),
+        "Foo "
+    );
+
+    // DELETE on a collection removes what the selector matches.
+    for name in ["c1", "c2", "c3"] {
+        s.kubectl_ok(&["create", "cm", name]).unwrap();
+    }
+    s.kubectl_ok(&["label", "cm", "c1", "c2", "del=yes"])
+        .unwrap();
+    s.kubectl_ok(&[
+        "delete",
+        "--raw",
+        "/api/v1/namespaces/default/configmaps?labelSelector=del%3Dyes",
+    ])
+    .unwrap();
+    assert_eq!(
+        s.kubectl_ok(&["get", "cm", "-o", "name"]).unwrap(),
+        "configmap/c3\n"
+    );
+    // Empty strings in protobuf bodies are unset fields, not stored values.
+    assert_eq!(
+        s.kubectl_ok(&["get", "cm", "c3", "-o", "jsonpath={.metadata.generateName}"])
+            .unwrap(),
+        ""
+    );
+    let raw = s
+        .kubectl_ok(&["get", "--raw", "/api/v1/namespaces/default/configmaps/c3"])
+        .unwrap();
+    assert!(!raw.contains("generateName"), "{raw}");
+}
