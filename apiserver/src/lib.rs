@@ -4,6 +4,8 @@ pub mod kubeconfig;
 pub mod tls;
 
 mod discovery;
+#[cfg(test)]
+mod fuzz;
 mod object;
 mod openapi;
 mod patch;

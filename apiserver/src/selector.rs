@@ -128,7 +128,7 @@ impl LabelSelector {
 /// `key in (a,b)` / `key notin (a,b)` → (key, "a,b", negated).
 fn set_term(term: &str) -> Option<(String, &str, bool)> {
     let open = term.find('(')?;
-    let close = term.rfind(')')?;
+    let close = term.rfind(')').filter(|&close| close > open)?;
     let head = term[..open].trim();
     let set = &term[open + 1..close];
     if let Some(key) = head.strip_suffix(" notin") {
