@@ -71,7 +71,9 @@ mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
 
-    const TARGETS: &[(&str, fn(&[u8]))] = &[
+    type Target = fn(&[u8]);
+
+    const TARGETS: &[(&str, Target)] = &[
         ("selector", selector),
         ("patches", patches),
         ("protobuf", protobuf),
@@ -117,7 +119,7 @@ mod tests {
         for (name, target) in TARGETS {
             let inputs: Vec<Vec<u8>> = corpus(name)
                 .into_iter()
-                .chain(random_inputs(0x6b31_73, 20_000))
+                .chain(random_inputs(0x006b_3173, 20_000))
                 .collect();
             for input in inputs {
                 target(&input);

@@ -530,6 +530,29 @@ async fn restart_keeps_the_revision(h: Harness) {
     assert_eq!(create(&s, "/p/c", "1").await, 6);
 }
 
+async fn a_store_held_by_another_instance_is_waited_for(h: Harness) {
+    if !h.durable() {
+        return;
+    }
+    let first = h.open();
+    create(&first, "/lock/a", "1").await;
+    // A second open waits for the first instance to let go of the files (as a restarted
+    // server waits for its predecessor) instead of failing at once.
+    let dir = h.dir.as_ref().unwrap().path().join("data");
+    let second = std::thread::spawn(move || {
+        let backend = BackendConfig::Sled(SledConfig::new(dir));
+        k1s_store::open(Config {
+            backend,
+            ..Default::default()
+        })
+        .map(|s| s.current_revision())
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    first.close().await.unwrap();
+    drop(first);
+    assert_eq!(second.join().unwrap().unwrap(), 1);
+}
+
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
         mod memory {
@@ -557,6 +580,7 @@ conformance!(
     bad_input_is_a_typed_error,
     large_values_round_trip,
     restart_keeps_the_revision,
+    a_store_held_by_another_instance_is_waited_for,
 );
 
 #[allow(dead_code)]

@@ -166,7 +166,11 @@ fn run_child(dir: &Path, shim: Option<(&Path, &Path)>, no_sync: bool, acked: &mu
     // Wait until the child has opened the store (libtest may print on the same line), then let
     // it write for a random while.
     let ready = rx.iter().any(|line| line.contains("READY "));
-    assert!(ready, "crash child exited before opening the store");
+    assert!(
+        ready,
+        "crash child exited before opening the store:\n{}",
+        std::fs::read_to_string(dir.with_extension("child-stderr")).unwrap_or_default()
+    );
     std::thread::sleep(Duration::from_millis(rand::rng().random_range(20..400)));
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();

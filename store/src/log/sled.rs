@@ -60,18 +60,7 @@ impl SledLog {
             .cache_capacity(config.cache_capacity)
             .flush_every_ms(None)
             .mode(sled::Mode::LowSpace);
-        // sled 0.34 panics on some corruptions instead of returning an error; a damaged data
-        // directory must be a clear startup error, not a crash.
-        let db = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sled_config.open()))
-            .map_err(|panic| {
-                let msg = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "sled panicked while opening".to_string());
-                open_err(format!("data is corrupt: {msg}").into())
-            })?
-            .map_err(|e| open_err(Box::new(e)))?;
+        let db = open_sled(&sled_config, &path).map_err(open_err)?;
         let records = db.open_tree("records").map_err(|e| open_err(Box::new(e)))?;
         let meta = db.open_tree("meta").map_err(|e| open_err(Box::new(e)))?;
         let log_file = File::open(path.join("db")).map_err(|e| open_err(Box::new(e)))?;
@@ -140,6 +129,45 @@ impl SledLog {
             File::open(&dir)?.sync_all()?;
         }
         Ok(())
+    }
+}
+
+/// How long to wait for another process (or this one's previous instance, whose background
+/// truncation may briefly outlive it) to release sled's file lock.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Open sled, waiting for its file lock, and turning a panic on a damaged log into an error.
+fn open_sled(
+    config: &sled::Config,
+    path: &Path,
+) -> std::result::Result<sled::Db, Box<dyn std::error::Error + Send + Sync>> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    let mut warned = false;
+    loop {
+        // sled 0.34 panics on some corruptions instead of returning an error; a damaged data
+        // directory must be a clear startup error, not a crash.
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()))
+            .map_err(|panic| {
+                let msg = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "sled panicked while opening".to_string());
+                format!("data is corrupt: {msg}")
+            })?;
+        match opened {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                if !warned {
+                    tracing::warn!(path = %path.display(), "store is locked by another process; waiting");
+                    warned = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return Ok(other?),
+        }
     }
 }
 
