@@ -157,20 +157,31 @@ impl Rest {
         media: &str,
         table: bool,
     ) -> ApiResult<Reply> {
-        // Create and update take JSON or protobuf; both become JSON here.
+        // Create and update take JSON, YAML or protobuf; all become JSON here.
         let decoded;
         let body = match media {
-            crate::protobuf::MEDIA_TYPE if matches!(req.verb, Verb::Create | Verb::Update) => {
+            _ if !matches!(req.verb, Verb::Create | Verb::Update) => body,
+            crate::protobuf::MEDIA_TYPE => {
                 decoded = serde_json::to_vec(&crate::protobuf::decode(req.resource, body)?)
                     .map_err(|e| ApiError::internal(e.to_string()))?;
+                decoded.as_slice()
+            }
+            "application/yaml" => {
+                let value: Value = serde_norway::from_slice(body).map_err(|e| {
+                    ApiError::bad_request(format!("error converting YAML to JSON: {e}"))
+                })?;
+                decoded =
+                    serde_json::to_vec(&value).map_err(|e| ApiError::internal(e.to_string()))?;
                 decoded.as_slice()
             }
             _ => body,
         };
         let json_body = || {
             if body.is_empty()
-                || media == "application/json"
-                || media == crate::protobuf::MEDIA_TYPE
+                || matches!(
+                    media,
+                    "application/json" | "application/yaml" | crate::protobuf::MEDIA_TYPE
+                )
             {
                 Ok(())
             } else {

@@ -688,3 +688,58 @@ fn dry_run_status_subresource_and_delete_collection() {
         .unwrap();
     assert!(!raw.contains("generateName"), "{raw}");
 }
+
+#[test]
+fn yaml_bodies_are_accepted_and_malformed_ones_are_bad_requests() {
+    let (tmp, s) = server();
+    let url = {
+        let kubeconfig = std::fs::read_to_string(s.kubeconfig()).unwrap();
+        let line = kubeconfig
+            .lines()
+            .find(|l| l.trim_start().starts_with("server:"))
+            .unwrap()
+            .to_string();
+        line.trim_start()
+            .trim_start_matches("server:")
+            .trim()
+            .trim_matches('"')
+            .to_string()
+    };
+    let tls = s.data_dir.join("tls");
+    let curl = |body: &str| {
+        let path = write(tmp.path(), "body.yaml", body);
+        let out = std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "-w",
+                "\n%{http_code}",
+                "-H",
+                "Content-Type: application/yaml",
+                "--data-binary",
+            ])
+            .arg(format!("@{path}"))
+            .arg("--cacert")
+            .arg(tls.join("ca.crt"))
+            .arg("--cert")
+            .arg(tls.join("admin.crt"))
+            .arg("--key")
+            .arg(tls.join("admin.key"))
+            .arg(format!("{url}/api/v1/namespaces/default/configmaps"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let created =
+        curl("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-yaml\ndata:\n  a: \"1\"\n");
+    assert!(created.ends_with("\n201"), "{created}");
+    assert_eq!(
+        s.kubectl_ok(&["get", "cm", "from-yaml", "-o", "jsonpath={.data.a}"])
+            .unwrap(),
+        "1"
+    );
+    let bad = curl("apiVersion: v1\nkind: [unclosed\n");
+    assert!(
+        bad.ends_with("\n400") && bad.contains(r#""reason":"BadRequest""#),
+        "{bad}"
+    );
+}

@@ -1,0 +1,311 @@
+//! API server benchmarks against the real release binary: start to ready, idle RSS, durable creates over HTTP/2, large lists, watch fan-out, binary size.
+//!
+//! Run with `./scripts/bench-api` (builds `k1s` in release first). Prints a Markdown table.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use k1s_tests::{Server, k1s_bin};
+
+type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+fn main() -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run())
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn run() -> Result<()> {
+    let quick = std::env::var("K1S_BENCH_QUICK").is_ok();
+    let scale = if quick { 10 } else { 1 };
+    println!("| workload | result |");
+    println!("|---|---|");
+
+    for (label, args) in [("ephemeral", &["--ephemeral"][..]), ("on disk", &[][..])] {
+        let mut times = Vec::new();
+        for _ in 0..10 {
+            let tmp = tempfile::tempdir()?;
+            let started = Instant::now();
+            let server = Server::start(tmp.path().join("data"), args)?;
+            let client = client_for(&server)?;
+            wait_ready(&client, &base(&server)?).await?;
+            times.push(started.elapsed());
+            drop(server);
+        }
+        times.sort();
+        println!(
+            "| start → /readyz 200, {label} (fresh data dir, 10 runs) | median {}, max {} |",
+            ms(percentile(&times, 0.5)),
+            ms(percentile(&times, 1.0))
+        );
+    }
+
+    let tmp = tempfile::tempdir()?;
+    let server = Server::start(tmp.path().join("data"), &[])?;
+    let client = client_for(&server)?;
+    let url = base(&server)?;
+    wait_ready(&client, &url).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    println!(
+        "| idle RSS, no agent, sled store | {:.1} MiB |",
+        rss_mib(server.child.id())?
+    );
+
+    // Durable ConfigMap creates from 32 concurrent HTTP/2 clients.
+    let clients = 32;
+    let per = 20_000 / scale / clients;
+    let body = |w: usize, i: usize| {
+        Bytes::from(format!(
+            r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"c-{w}-{i}"}},"data":{{"k":"{}"}}}}"#,
+            "v".repeat(512)
+        ))
+    };
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..clients {
+        let (client, url) = (client_for(&server)?, url.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(per);
+            for i in 0..per {
+                let t = Instant::now();
+                let status = send(
+                    &client,
+                    "POST",
+                    &format!("{url}/api/v1/namespaces/default/configmaps"),
+                    Some(body(w, i)),
+                )
+                .await?;
+                anyhow::ensure!(status == 201, "create answered {status}");
+                lat.push(t.elapsed());
+            }
+            anyhow::Ok(lat)
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await??);
+    }
+    let elapsed = started.elapsed();
+    lat.sort();
+    println!(
+        "| durable ConfigMap creates, 32 HTTP/2 clients | {:.0}/s, p50 {}, p99 {} |",
+        lat.len() as f64 / elapsed.as_secs_f64(),
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.99))
+    );
+
+    // LIST of 10,000 objects (ConfigMaps of ~0.6 KiB: pods are not served yet).
+    let listed = clients * per;
+    let mut lat = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        let (status, body) = get(
+            &client,
+            &format!("{url}/api/v1/namespaces/default/configmaps"),
+        )
+        .await?;
+        anyhow::ensure!(
+            status == 200 && body.len() > listed * 500,
+            "list answered {status} with {} bytes",
+            body.len()
+        );
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    println!(
+        "| LIST of {listed} ConfigMaps, JSON | p50 {}, p99 {} |",
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.99))
+    );
+
+    // 1,000 concurrent watches seeing one change.
+    let watchers = 1000;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+    let ready = Arc::new(tokio::sync::Barrier::new(watchers + 1));
+    let connections: Vec<HttpsClient> = (0..10)
+        .map(|_| client_for(&server))
+        .collect::<Result<_>>()?;
+    for w in 0..watchers {
+        let (client, url, tx, ready) = (
+            connections[w % 10].clone(),
+            url.clone(),
+            tx.clone(),
+            ready.clone(),
+        );
+        tokio::spawn(async move {
+            let req = hyper::Request::get(format!(
+                "{url}/api/v1/namespaces/watched/configmaps?watch=true&resourceVersion=0"
+            ))
+            .body(Full::new(Bytes::new()))?;
+            let mut resp = client.request(req).await?;
+            ready.wait().await;
+            while let Some(frame) = resp.body_mut().frame().await {
+                if frame?
+                    .data_ref()
+                    .is_some_and(|d| d.windows(5).any(|w| w == b"ADDED"))
+                {
+                    let _ = tx.send(Instant::now());
+                    break;
+                }
+            }
+            anyhow::Ok(())
+        });
+    }
+    send(
+        &client,
+        "POST",
+        &format!("{url}/api/v1/namespaces"),
+        Some(Bytes::from_static(
+            br#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"watched"}}"#,
+        )),
+    )
+    .await?;
+    ready.wait().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let start = Instant::now();
+    send(
+        &client,
+        "POST",
+        &format!("{url}/api/v1/namespaces/watched/configmaps"),
+        Some(body(0, 0)),
+    )
+    .await?;
+    let mut lat = Vec::new();
+    while lat.len() < watchers {
+        let at = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await?
+            .context("watchers ended")?;
+        lat.push(at.duration_since(start));
+    }
+    lat.sort();
+    println!(
+        "| 1,000 concurrent watches, one change (write start → event) | p50 {}, p99 {} |",
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.99))
+    );
+
+    let size = std::fs::metadata(k1s_bin())?.len();
+    println!(
+        "| release binary size (with line tables) | {:.1} MiB |",
+        size as f64 / (1024.0 * 1024.0)
+    );
+    Ok(())
+}
+
+fn rss_mib(pid: u32) -> Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .context("no VmRSS")?
+        .trim()
+        .trim_end_matches(" kB")
+        .parse()?;
+    Ok(kb / 1024.0)
+}
+
+/// `https://127.0.0.1:<port>` from the server's kubeconfig.
+fn base(server: &Server) -> Result<String> {
+    let kubeconfig = std::fs::read_to_string(server.kubeconfig())?;
+    let line = kubeconfig
+        .lines()
+        .find(|l| l.trim_start().starts_with("server:"))
+        .context("no server in kubeconfig")?;
+    Ok(line
+        .trim_start()
+        .trim_start_matches("server:")
+        .trim()
+        .trim_matches('"')
+        .to_string())
+}
+
+/// An HTTP/2 client presenting the admin certificate and trusting the cluster CA.
+fn client_for(server: &Server) -> Result<HttpsClient> {
+    use base64::Engine;
+    use rustls_pki_types::pem::PemObject;
+    let kubeconfig = std::fs::read_to_string(server.kubeconfig())?;
+    let field = |name: &str| -> Result<Vec<u8>> {
+        let line = kubeconfig
+            .lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .with_context(|| format!("no {name}"))?;
+        let value = line
+            .split_once(':')
+            .map(|(_, v)| v.trim().trim_matches('"'))
+            .unwrap_or_default();
+        Ok(base64::engine::general_purpose::STANDARD.decode(value)?)
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in
+        rustls_pki_types::CertificateDer::pem_slice_iter(&field("certificate-authority-data")?)
+    {
+        roots.add(cert?)?;
+    }
+    let certs =
+        rustls_pki_types::CertificateDer::pem_slice_iter(&field("client-certificate-data")?)
+            .collect::<Result<Vec<_>, _>>()?;
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(&field("client-key-data")?)?;
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_client_auth_cert(certs, key)?;
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_only()
+        .enable_http2()
+        .build();
+    Ok(Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(https))
+}
+
+async fn wait_ready(client: &HttpsClient, url: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok((200, _)) = get(client, &format!("{url}/readyz")).await {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "server never became ready");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+async fn get(client: &HttpsClient, url: &str) -> Result<(u16, Bytes)> {
+    let resp = client
+        .request(hyper::Request::get(url).body(Full::new(Bytes::new()))?)
+        .await?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.into_body().collect().await?.to_bytes()))
+}
+
+async fn send(client: &HttpsClient, method: &str, url: &str, body: Option<Bytes>) -> Result<u16> {
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-type", "application/json")
+        .body(Full::new(body.unwrap_or_default()))?;
+    let resp = client.request(req).await?;
+    let status = resp.status().as_u16();
+    resp.into_body().collect().await?;
+    Ok(status)
+}
