@@ -47,11 +47,13 @@ pub fn remove_meta(object: &mut Value, field: &str) {
     metadata_mut(object).remove(field);
 }
 
-/// Put `kind` and `apiVersion` first, then everything else in its order (upstream's field order).
+/// Put `kind`, `apiVersion` and `metadata` first, then everything else in its order (upstream's
+/// field order, and the layout list responses rely on to skip decoding stored objects).
 pub fn with_type_meta(resource: &Resource, object: Value) -> Value {
     let mut out = Map::new();
     out.insert("kind".into(), json!(resource.kind));
     out.insert("apiVersion".into(), json!(resource.api_version()));
+    out.insert("metadata".into(), json!({}));
     if let Value::Object(map) = object {
         for (k, v) in map {
             if k != "kind" && k != "apiVersion" {

@@ -24,6 +24,8 @@ use crate::table;
 
 /// What a handler answers.
 pub enum Reply {
+    /// A JSON body already serialised.
+    Raw(StatusCode, Bytes),
     /// An object, with `Warning` headers to send.
     Json(StatusCode, Value, Vec<String>),
     /// A watch: newline-delimited JSON events until the sender is dropped.
@@ -118,6 +120,43 @@ fn encode(object: &Value) -> ApiResult<Bytes> {
     serde_json::to_vec(&stored)
         .map(Bytes::from)
         .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// A list item: as stored (bytes and revision) or already decoded.
+enum Item {
+    Stored(Bytes, Revision),
+    Decoded(Value),
+}
+
+/// Append a stored object to a list body without decoding it: drop the leading `kind` and
+/// `apiVersion` (list items carry neither) and put `resourceVersion` into `metadata`. Stored
+/// objects start `{"kind":"K","apiVersion":"V","metadata":{` (see [`encode`]); anything else
+/// returns false and is decoded instead.
+fn write_stored_item(out: &mut Vec<u8>, stored: &[u8], revision: Revision) -> bool {
+    fn skip_string(rest: &[u8]) -> Option<&[u8]> {
+        let end = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+        (rest[end] == b'"').then(|| &rest[end + 1..])
+    }
+    let Some(rest) = stored.strip_prefix(b"{\"kind\":\"").and_then(skip_string) else {
+        return false;
+    };
+    let Some(rest) = rest
+        .strip_prefix(b",\"apiVersion\":\"")
+        .and_then(skip_string)
+    else {
+        return false;
+    };
+    let Some(rest) = rest.strip_prefix(b",\"metadata\":{") else {
+        return false;
+    };
+    out.extend_from_slice(b"{\"metadata\":{\"resourceVersion\":\"");
+    out.extend_from_slice(revision.to_string().as_bytes());
+    out.push(b'"');
+    if !rest.starts_with(b"}") {
+        out.push(b',');
+    }
+    out.extend_from_slice(rest);
+    true
 }
 
 fn parse_rv(raw: &str) -> ApiResult<Revision> {
@@ -272,6 +311,9 @@ impl Rest {
             ),
         };
         let prefix = r.list_prefix(req.namespace.as_deref());
+        // Without selectors or a table, items go out as stored: no JSON round trip per object.
+        let raw =
+            !table && labels == LabelSelector::default() && fields == FieldSelector::default();
         let mut items = Vec::new();
         let mut next = start_after;
         let mut at = revision;
@@ -295,10 +337,14 @@ impl Rest {
                 })?;
             at = Some(page.revision);
             let last = page.kvs.last().map(|kv| kv.key.clone());
-            for kv in &page.kvs {
+            for kv in page.kvs {
+                if raw {
+                    items.push(Item::Stored(kv.value, kv.mod_revision));
+                    continue;
+                }
                 let object = decode(r, &kv.value, kv.mod_revision)?;
                 if labels.matches(&object) && fields.matches(&object) {
-                    items.push(object);
+                    items.push(Item::Decoded(object));
                 }
             }
             if page.remaining == 0 || (limit > 0 && items.len() >= limit) {
@@ -319,27 +365,44 @@ impl Rest {
             }
         }
         if table {
+            let objects = items.into_iter().filter_map(|i| match i {
+                Item::Decoded(o) => Some(o),
+                Item::Stored(..) => None,
+            });
             return Ok(Reply::Json(
                 StatusCode::OK,
-                table::table(r, items, list_meta),
+                table::table(r, objects.collect(), list_meta),
                 Vec::new(),
             ));
         }
-        let items: Vec<Value> = items
-            .into_iter()
-            .map(|mut o| {
-                if let Some(map) = o.as_object_mut() {
-                    map.remove("kind");
-                    map.remove("apiVersion");
+        // `{"kind":...,"apiVersion":...,"metadata":...,"items":[...]}`, written directly.
+        let header = json!({"kind": format!("{}List", r.kind), "apiVersion": r.api_version(), "metadata": list_meta});
+        let mut out = serde_json::to_vec(&header).map_err(|e| ApiError::internal(e.to_string()))?;
+        out.pop(); // the closing brace
+        out.extend_from_slice(b",\"items\":[");
+        for (i, item) in items.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let object = match item {
+                Item::Stored(value, revision) => {
+                    if write_stored_item(&mut out, &value, revision) {
+                        continue;
+                    }
+                    decode(r, &value, revision)?
                 }
-                o
-            })
-            .collect();
-        Ok(Reply::Json(
-            StatusCode::OK,
-            json!({"kind": format!("{}List", r.kind), "apiVersion": r.api_version(), "metadata": list_meta, "items": items}),
-            Vec::new(),
-        ))
+                Item::Decoded(object) => object,
+            };
+            let mut object = object;
+            if let Some(map) = object.as_object_mut() {
+                map.remove("kind");
+                map.remove("apiVersion");
+            }
+            serde_json::to_writer(&mut out, &object)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+        }
+        out.extend_from_slice(b"]}");
+        Ok(Reply::Raw(StatusCode::OK, Bytes::from(out)))
     }
 
     /// Drop fields the schema does not know: an error under `Strict`, a warning under `Warn`.
@@ -700,10 +763,14 @@ impl Rest {
         opts: &WriteOptions,
     ) -> ApiResult<Value> {
         let r = req.resource;
-        let Reply::Json(_, list, _) = self.list(req, query, false).await? else {
-            return Err(ApiError::internal(
-                "listing for deletecollection did not return a list",
-            ));
+        let list = match self.list(req, query, false).await? {
+            Reply::Json(_, list, _) => list,
+            Reply::Raw(_, bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| ApiError::internal(e.to_string()))?
+            }
+            Reply::Stream(_) => {
+                return Err(ApiError::internal("listing for deletecollection streamed"));
+            }
         };
         let mut deleted = Vec::new();
         for item in list["items"].as_array().cloned().unwrap_or_default() {
@@ -938,6 +1005,43 @@ impl WatchStream {
                 }
                 _ => true,
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_items_are_spliced_like_decoded_ones() {
+        let r = registry::find("", "v1", "configmaps").unwrap();
+        let object = object::with_type_meta(
+            r,
+            json!({"data": {"metadata": "{"}, "metadata": {"name": "a"}, "kind": "ConfigMap"}),
+        );
+        let stored = encode(&object).unwrap();
+        let mut out = Vec::new();
+        assert!(write_stored_item(&mut out, &stored, 7));
+        let spliced: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            spliced,
+            json!({"metadata": {"resourceVersion": "7", "name": "a"}, "data": {"metadata": "{"}})
+        );
+        // Empty metadata, and layouts this code did not write, which are decoded instead.
+        let mut out = Vec::new();
+        assert!(write_stored_item(
+            &mut out,
+            br#"{"kind":"ConfigMap","apiVersion":"v1","metadata":{}}"#,
+            3
+        ));
+        assert_eq!(out, br#"{"metadata":{"resourceVersion":"3"}}"#);
+        for odd in [
+            &br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{}}"#[..],
+            br#"{"kind":"Con\"figMap","apiVersion":"v1","metadata":{}}"#,
+            b"[]",
+        ] {
+            assert!(!write_stored_item(&mut Vec::new(), odd, 1));
         }
     }
 }

@@ -140,7 +140,7 @@ fn set_term(term: &str) -> Option<(String, &str, bool)> {
 }
 
 /// A field selector over the fields a resource supports (`metadata.name`, `metadata.namespace`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FieldSelector(Vec<(String, bool, String)>);
 
 impl FieldSelector {

@@ -219,6 +219,11 @@ impl Api {
                         response
                     }
                     Reply::Stream(rx) => stream_response(rx),
+                    Reply::Raw(code, bytes) => Response::builder()
+                        .status(code)
+                        .header(header::CONTENT_TYPE, "application/json")
+                        .body(full(bytes))
+                        .unwrap_or_else(|_| Response::new(full(Bytes::new()))),
                 }
             }
         })
