@@ -14,7 +14,7 @@ pub enum NameRule {
     Dns1123Subdomain,
 }
 
-/// A `kubectl get` column beyond NAME and AGE.
+/// A `kubectl get` column after NAME (AGE included, where the resource shows it).
 #[derive(Debug)]
 pub struct Column {
     pub name: &'static str,
@@ -40,7 +40,7 @@ pub struct Resource {
     /// Subresources with their own verbs (e.g. `status`).
     pub subresources: &'static [&'static str],
     pub name_rule: NameRule,
-    /// Columns between NAME and AGE.
+    /// Columns after NAME, in upstream's order.
     pub columns: &'static [Column],
     /// Adds the object's schema to an OpenAPI generator and returns a reference to it.
     pub schema: fn(&mut SchemaGenerator) -> Schema,
@@ -95,6 +95,78 @@ impl Resource {
     }
 }
 
+/// The AGE column, as upstream describes it.
+pub const AGE: Column = Column {
+    name: "Age",
+    type_: "string",
+    description: "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
+    priority: 0,
+    cell: |o| json!(crate::table::age(o)),
+};
+
+/// A string field at `pointer`, or `default`.
+fn text(object: &Value, pointer: &str, default: &str) -> Value {
+    json!(
+        object
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or(default)
+    )
+}
+
+/// A node's STATUS: Ready/NotReady/Unknown from its Ready condition, plus SchedulingDisabled.
+fn node_status(node: &Value) -> Value {
+    let ready = node
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|conds| conds.iter().find(|c| c["type"] == "Ready"))
+        .and_then(|c| c["status"].as_str());
+    let mut status = match ready {
+        Some("True") => "Ready".to_string(),
+        Some(_) => "NotReady".to_string(),
+        None => "Unknown".to_string(),
+    };
+    if node.pointer("/spec/unschedulable").and_then(Value::as_bool) == Some(true) {
+        status.push_str(",SchedulingDisabled");
+    }
+    json!(status)
+}
+
+/// A node's ROLES, from `node-role.kubernetes.io/<role>` and `kubernetes.io/role` labels.
+fn node_roles(node: &Value) -> Value {
+    let mut roles: Vec<String> = Vec::new();
+    if let Some(labels) = node.pointer("/metadata/labels").and_then(Value::as_object) {
+        for (k, v) in labels {
+            if let Some(role) = k
+                .strip_prefix("node-role.kubernetes.io/")
+                .filter(|r| !r.is_empty())
+            {
+                roles.push(role.to_string());
+            } else if k == "kubernetes.io/role" {
+                if let Some(role) = v.as_str().filter(|r| !r.is_empty()) {
+                    roles.push(role.to_string());
+                }
+            }
+        }
+    }
+    roles.sort();
+    roles.dedup();
+    json!(if roles.is_empty() {
+        "<none>".to_string()
+    } else {
+        roles.join(",")
+    })
+}
+
+fn node_address(node: &Value, kind: &str) -> Value {
+    let address = node
+        .pointer("/status/addresses")
+        .and_then(Value::as_array)
+        .and_then(|a| a.iter().find(|addr| addr["type"] == kind))
+        .and_then(|addr| addr["address"].as_str());
+    json!(address.unwrap_or("<none>"))
+}
+
 /// Entries in an object-valued or array-valued field (0 when absent).
 fn len(object: &Value, field: &str) -> usize {
     match object.get(field) {
@@ -116,13 +188,16 @@ pub static RESOURCES: &[Resource] = &[
         categories: &[],
         subresources: &["status", "finalize"],
         name_rule: NameRule::Dns1123Label,
-        columns: &[Column {
-            name: "Status",
-            type_: "string",
-            description: "The status of the namespace",
-            priority: 0,
-            cell: |o| o.pointer("/status/phase").cloned().unwrap_or(json!("")),
-        }],
+        columns: &[
+            Column {
+                name: "Status",
+                type_: "string",
+                description: "The status of the namespace",
+                priority: 0,
+                cell: |o| o.pointer("/status/phase").cloned().unwrap_or(json!("")),
+            },
+            AGE,
+        ],
         schema: |g| g.subschema_for::<core::Namespace>(),
     },
     Resource {
@@ -136,13 +211,16 @@ pub static RESOURCES: &[Resource] = &[
         categories: &[],
         subresources: &[],
         name_rule: NameRule::Dns1123Subdomain,
-        columns: &[Column {
-            name: "Data",
-            type_: "string",
-            description: "Number of entries in data and binaryData",
-            priority: 0,
-            cell: |o| json!(len(o, "data") + len(o, "binaryData")),
-        }],
+        columns: &[
+            Column {
+                name: "Data",
+                type_: "string",
+                description: "Number of entries in data and binaryData",
+                priority: 0,
+                cell: |o| json!(len(o, "data") + len(o, "binaryData")),
+            },
+            AGE,
+        ],
         schema: |g| g.subschema_for::<core::ConfigMap>(),
     },
     Resource {
@@ -171,6 +249,7 @@ pub static RESOURCES: &[Resource] = &[
                 priority: 0,
                 cell: |o| json!(len(o, "data") + len(o, "stringData")),
             },
+            AGE,
         ],
         schema: |g| g.subschema_for::<core::Secret>(),
     },
@@ -185,13 +264,16 @@ pub static RESOURCES: &[Resource] = &[
         categories: &[],
         subresources: &["token"],
         name_rule: NameRule::Dns1123Subdomain,
-        columns: &[Column {
-            name: "Secrets",
-            type_: "string",
-            description: "Number of secrets of the service account",
-            priority: 0,
-            cell: |o| json!(len(o, "secrets")),
-        }],
+        columns: &[
+            Column {
+                name: "Secrets",
+                type_: "string",
+                description: "Number of secrets of the service account",
+                priority: 0,
+                cell: |o| json!(len(o, "secrets")),
+            },
+            AGE,
+        ],
         schema: |g| g.subschema_for::<core::ServiceAccount>(),
     },
     Resource {
@@ -205,18 +287,93 @@ pub static RESOURCES: &[Resource] = &[
         categories: &[],
         subresources: &[],
         name_rule: NameRule::Dns1123Subdomain,
-        columns: &[Column {
-            name: "Holder",
-            type_: "string",
-            description: "The holder of the lease",
-            priority: 0,
-            cell: |o| {
-                o.pointer("/spec/holderIdentity")
-                    .cloned()
-                    .unwrap_or(json!(""))
+        columns: &[
+            Column {
+                name: "Holder",
+                type_: "string",
+                description: "The holder of the lease",
+                priority: 0,
+                cell: |o| {
+                    o.pointer("/spec/holderIdentity")
+                        .cloned()
+                        .unwrap_or(json!(""))
+                },
             },
-        }],
+            AGE,
+        ],
         schema: |g| g.subschema_for::<coordination::Lease>(),
+    },
+    Resource {
+        group: "",
+        version: "v1",
+        kind: "Node",
+        plural: "nodes",
+        singular: "node",
+        namespaced: false,
+        short_names: &["no"],
+        categories: &[],
+        subresources: &["status"],
+        name_rule: NameRule::Dns1123Subdomain,
+        columns: &[
+            Column {
+                name: "Status",
+                type_: "string",
+                description: "The status of the node",
+                priority: 0,
+                cell: node_status,
+            },
+            Column {
+                name: "Roles",
+                type_: "string",
+                description: "The roles of the node",
+                priority: 0,
+                cell: node_roles,
+            },
+            AGE,
+            Column {
+                name: "Version",
+                type_: "string",
+                description: "Kubelet Version reported by the node.",
+                priority: 0,
+                cell: |o| text(o, "/status/nodeInfo/kubeletVersion", ""),
+            },
+            Column {
+                name: "Internal-IP",
+                type_: "string",
+                description: "List of addresses reachable to the node. Queried from cloud provider, if available. More info: https://kubernetes.io/docs/reference/node/node-status/#addresses",
+                priority: 1,
+                cell: |o| node_address(o, "InternalIP"),
+            },
+            Column {
+                name: "External-IP",
+                type_: "string",
+                description: "List of addresses reachable to the node. Queried from cloud provider, if available. More info: https://kubernetes.io/docs/reference/node/node-status/#addresses",
+                priority: 1,
+                cell: |o| node_address(o, "ExternalIP"),
+            },
+            Column {
+                name: "OS-Image",
+                type_: "string",
+                description: "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy)).",
+                priority: 1,
+                cell: |o| text(o, "/status/nodeInfo/osImage", "<unknown>"),
+            },
+            Column {
+                name: "Kernel-Version",
+                type_: "string",
+                description: "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64).",
+                priority: 1,
+                cell: |o| text(o, "/status/nodeInfo/kernelVersion", "<unknown>"),
+            },
+            Column {
+                name: "Container-Runtime",
+                type_: "string",
+                description: "ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2).",
+                priority: 1,
+                cell: |o| text(o, "/status/nodeInfo/containerRuntimeVersion", "<unknown>"),
+            },
+        ],
+        schema: |g| g.subschema_for::<core::Node>(),
     },
 ];
 

@@ -50,7 +50,8 @@ pub fn human_duration(seconds: i64) -> String {
     }
 }
 
-fn age(object: &Value) -> String {
+/// The AGE cell: time since `metadata.creationTimestamp`.
+pub fn age(object: &Value) -> String {
     let Some(created) = object
         .pointer("/metadata/creationTimestamp")
         .and_then(Value::as_str)
@@ -89,19 +90,11 @@ pub fn table(r: &Resource, objects: Vec<Value>, list_meta: Value) -> Value {
             .iter()
             .map(|c| column(c.name, c.type_, "", c.description, c.priority)),
     );
-    columns.push(column(
-        "Age",
-        "string",
-        "",
-        "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
-        0,
-    ));
     let rows: Vec<Value> = objects
         .iter()
         .map(|o| {
             let mut cells = vec![o.pointer("/metadata/name").cloned().unwrap_or(json!(""))];
             cells.extend(r.columns.iter().map(|c| (c.cell)(o)));
-            cells.push(json!(age(o)));
             json!({"cells": cells, "object": partial(o)})
         })
         .collect();

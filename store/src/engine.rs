@@ -2,8 +2,8 @@
 //!
 //! Write path: validate → queue the request → the commit thread takes every queued request,
 //! compares each against the in-memory [`Index`], appends the record to the [`Log`] and updates
-//! the index → one sync for the whole batch (group commit) → events to the watch hub → publish
-//! the new durable revision, which is what readers read at → answer the writers.
+//! the index → one sync for the whole batch (group commit) → publish the new durable revision,
+//! which is what readers read at → events to the watch hub → answer the writers.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};

@@ -743,3 +743,76 @@ fn yaml_bodies_are_accepted_and_malformed_ones_are_bad_requests() {
         "{bad}"
     );
 }
+
+#[test]
+fn nodes_print_upstream_columns_and_cordon() {
+    let (tmp, s) = server();
+    let node = write(
+        tmp.path(),
+        "node.yaml",
+        "apiVersion: v1\nkind: Node\nmetadata:\n  name: edge-1\n  labels:\n    node-role.kubernetes.io/control-plane: \"\"\nstatus:\n  conditions:\n  - type: Ready\n    status: \"True\"\n  addresses:\n  - type: InternalIP\n    address: 192.0.2.10\n  nodeInfo:\n    kubeletVersion: v1.33.0\n    osImage: Debian GNU/Linux 12 (bookworm)\n    kernelVersion: 6.18.0\n    containerRuntimeVersion: k1s://0.1.0\n    machineID: \"\"\n    systemUUID: \"\"\n    bootID: \"\"\n    kubeProxyVersion: \"\"\n    operatingSystem: linux\n    architecture: amd64\n",
+    );
+    s.kubectl_ok(&["apply", "-f", &node]).unwrap();
+    let wide = s.kubectl_ok(&["get", "nodes", "-o", "wide"]).unwrap();
+    let header: Vec<&str> = wide.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "STATUS",
+            "ROLES",
+            "AGE",
+            "VERSION",
+            "INTERNAL-IP",
+            "EXTERNAL-IP",
+            "OS-IMAGE",
+            "KERNEL-VERSION",
+            "CONTAINER-RUNTIME"
+        ]
+    );
+    let row: Vec<&str> = wide.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(
+        (row[0], row[1], row[2], row[4], row[5], row[6]),
+        (
+            "edge-1",
+            "Ready",
+            "control-plane",
+            "v1.33.0",
+            "192.0.2.10",
+            "<none>"
+        )
+    );
+    assert_eq!(
+        s.kubectl_ok(&["cordon", "edge-1"]).unwrap(),
+        "node/edge-1 cordoned\n"
+    );
+    let row = s
+        .kubectl_ok(&["get", "no", "edge-1", "--no-headers"])
+        .unwrap();
+    assert_eq!(
+        row.split_whitespace().nth(1),
+        Some("Ready,SchedulingDisabled")
+    );
+    // Status is kept away from main-resource writes: a label patch cannot flip it.
+    s.kubectl_ok(&[
+        "patch",
+        "node",
+        "edge-1",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"status":{"conditions":[]}}"#,
+    ])
+    .unwrap();
+    assert_eq!(
+        s.kubectl_ok(&[
+            "get",
+            "no",
+            "edge-1",
+            "-o",
+            "jsonpath={.status.conditions[0].type}"
+        ])
+        .unwrap(),
+        "Ready"
+    );
+}
