@@ -73,6 +73,9 @@ pub struct ServerArgs {
     /// This machine's node name (defaults to the host name).
     #[arg(long, env = "K1S_NODE_NAME")]
     pub node_name: Option<String>,
+    /// How long events live after their last update.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub event_ttl: Duration,
     /// Keep store history for at least this long (e.g. 5m, 90s).
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub history_window: Duration,

@@ -37,6 +37,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             bind_address: args.bind_address,
             port: args.https_listen_port,
             write_kubeconfig: args.write_kubeconfig.clone(),
+            event_ttl: args.event_ttl,
         },
         store.clone(),
         shutdown.clone(),

@@ -71,6 +71,8 @@ pub struct Config {
     pub port: u16,
     /// Also write the admin kubeconfig here.
     pub write_kubeconfig: Option<PathBuf>,
+    /// How long events live after their last write.
+    pub event_ttl: std::time::Duration,
 }
 
 /// A started API server.
@@ -106,6 +108,7 @@ pub async fn start(config: Config, store: Store, shutdown: CancellationToken) ->
     let rest = rest::Rest {
         store,
         openapi: openapi::OpenApi::build(),
+        event_ttl: config.event_ttl,
     };
     bootstrap(&rest).await?;
 

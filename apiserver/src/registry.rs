@@ -14,11 +14,13 @@ pub enum NameRule {
     Dns1123Subdomain,
 }
 
-/// A `kubectl get` column after NAME (AGE included, where the resource shows it).
+/// A `kubectl get` column.
 #[derive(Debug)]
 pub struct Column {
     pub name: &'static str,
     pub type_: &'static str,
+    /// `name` for the NAME column, empty otherwise.
+    pub format: &'static str,
     pub description: &'static str,
     /// 0 = default output, 1 = `-o wide` only.
     pub priority: u8,
@@ -40,8 +42,10 @@ pub struct Resource {
     /// Subresources with their own verbs (e.g. `status`).
     pub subresources: &'static [&'static str],
     pub name_rule: NameRule,
-    /// Columns after NAME, in upstream's order.
+    /// Table columns, in upstream's order.
     pub columns: &'static [Column],
+    /// Objects expire after the server's `--event-ttl` from their last write (events).
+    pub expires: bool,
     /// Adds the object's schema to an OpenAPI generator and returns a reference to it.
     pub schema: fn(&mut SchemaGenerator) -> Schema,
 }
@@ -95,10 +99,21 @@ impl Resource {
     }
 }
 
+/// The NAME column, as upstream describes it.
+pub const NAME: Column = Column {
+    name: "Name",
+    type_: "string",
+    format: "name",
+    description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names",
+    priority: 0,
+    cell: |o| text(o, "/metadata/name", ""),
+};
+
 /// The AGE column, as upstream describes it.
 pub const AGE: Column = Column {
     name: "Age",
     type_: "string",
+    format: "",
     description: "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
     priority: 0,
     cell: |o| json!(crate::table::age(o)),
@@ -158,6 +173,40 @@ fn node_roles(node: &Value) -> Value {
     })
 }
 
+/// An event's OBJECT: `<kind>/<name>` of what it is about.
+fn event_object(event: &Value) -> Value {
+    let kind = text(event, "/involvedObject/kind", "");
+    let name = text(event, "/involvedObject/name", "");
+    json!(format!(
+        "{}/{}",
+        kind.as_str().unwrap_or("").to_lowercase(),
+        name.as_str().unwrap_or("")
+    ))
+}
+
+/// An event's SOURCE: component and host, or the reporting controller and instance.
+fn event_source(event: &Value) -> Value {
+    let pick = |a: &str, b: &str| {
+        let a = event.pointer(a).and_then(Value::as_str).unwrap_or("");
+        if a.is_empty() {
+            event
+                .pointer(b)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        } else {
+            a.to_string()
+        }
+    };
+    let component = pick("/source/component", "/reportingComponent");
+    let host = pick("/source/host", "/reportingInstance");
+    json!(if host.is_empty() {
+        component
+    } else {
+        format!("{component}, {host}")
+    })
+}
+
 fn node_address(node: &Value, kind: &str) -> Value {
     let address = node
         .pointer("/status/addresses")
@@ -189,15 +238,18 @@ pub static RESOURCES: &[Resource] = &[
         subresources: &["status", "finalize"],
         name_rule: NameRule::Dns1123Label,
         columns: &[
+            NAME,
             Column {
                 name: "Status",
                 type_: "string",
+                format: "",
                 description: "The status of the namespace",
                 priority: 0,
                 cell: |o| o.pointer("/status/phase").cloned().unwrap_or(json!("")),
             },
             AGE,
         ],
+        expires: false,
         schema: |g| g.subschema_for::<core::Namespace>(),
     },
     Resource {
@@ -212,15 +264,18 @@ pub static RESOURCES: &[Resource] = &[
         subresources: &[],
         name_rule: NameRule::Dns1123Subdomain,
         columns: &[
+            NAME,
             Column {
                 name: "Data",
                 type_: "string",
+                format: "",
                 description: "Number of entries in data and binaryData",
                 priority: 0,
                 cell: |o| json!(len(o, "data") + len(o, "binaryData")),
             },
             AGE,
         ],
+        expires: false,
         schema: |g| g.subschema_for::<core::ConfigMap>(),
     },
     Resource {
@@ -235,9 +290,11 @@ pub static RESOURCES: &[Resource] = &[
         subresources: &[],
         name_rule: NameRule::Dns1123Subdomain,
         columns: &[
+            NAME,
             Column {
                 name: "Type",
                 type_: "string",
+                format: "",
                 description: "The type of the secret",
                 priority: 0,
                 cell: |o| o.get("type").cloned().unwrap_or(json!("Opaque")),
@@ -245,12 +302,14 @@ pub static RESOURCES: &[Resource] = &[
             Column {
                 name: "Data",
                 type_: "string",
+                format: "",
                 description: "Number of entries in data and stringData",
                 priority: 0,
                 cell: |o| json!(len(o, "data") + len(o, "stringData")),
             },
             AGE,
         ],
+        expires: false,
         schema: |g| g.subschema_for::<core::Secret>(),
     },
     Resource {
@@ -265,15 +324,18 @@ pub static RESOURCES: &[Resource] = &[
         subresources: &["token"],
         name_rule: NameRule::Dns1123Subdomain,
         columns: &[
+            NAME,
             Column {
                 name: "Secrets",
                 type_: "string",
+                format: "",
                 description: "Number of secrets of the service account",
                 priority: 0,
                 cell: |o| json!(len(o, "secrets")),
             },
             AGE,
         ],
+        expires: false,
         schema: |g| g.subschema_for::<core::ServiceAccount>(),
     },
     Resource {
@@ -288,9 +350,11 @@ pub static RESOURCES: &[Resource] = &[
         subresources: &[],
         name_rule: NameRule::Dns1123Subdomain,
         columns: &[
+            NAME,
             Column {
                 name: "Holder",
                 type_: "string",
+                format: "",
                 description: "The holder of the lease",
                 priority: 0,
                 cell: |o| {
@@ -301,6 +365,7 @@ pub static RESOURCES: &[Resource] = &[
             },
             AGE,
         ],
+        expires: false,
         schema: |g| g.subschema_for::<coordination::Lease>(),
     },
     Resource {
@@ -315,9 +380,11 @@ pub static RESOURCES: &[Resource] = &[
         subresources: &["status"],
         name_rule: NameRule::Dns1123Subdomain,
         columns: &[
+            NAME,
             Column {
                 name: "Status",
                 type_: "string",
+                format: "",
                 description: "The status of the node",
                 priority: 0,
                 cell: node_status,
@@ -325,6 +392,7 @@ pub static RESOURCES: &[Resource] = &[
             Column {
                 name: "Roles",
                 type_: "string",
+                format: "",
                 description: "The roles of the node",
                 priority: 0,
                 cell: node_roles,
@@ -333,6 +401,7 @@ pub static RESOURCES: &[Resource] = &[
             Column {
                 name: "Version",
                 type_: "string",
+                format: "",
                 description: "Kubelet Version reported by the node.",
                 priority: 0,
                 cell: |o| text(o, "/status/nodeInfo/kubeletVersion", ""),
@@ -340,6 +409,7 @@ pub static RESOURCES: &[Resource] = &[
             Column {
                 name: "Internal-IP",
                 type_: "string",
+                format: "",
                 description: "List of addresses reachable to the node. Queried from cloud provider, if available. More info: https://kubernetes.io/docs/reference/node/node-status/#addresses",
                 priority: 1,
                 cell: |o| node_address(o, "InternalIP"),
@@ -347,6 +417,7 @@ pub static RESOURCES: &[Resource] = &[
             Column {
                 name: "External-IP",
                 type_: "string",
+                format: "",
                 description: "List of addresses reachable to the node. Queried from cloud provider, if available. More info: https://kubernetes.io/docs/reference/node/node-status/#addresses",
                 priority: 1,
                 cell: |o| node_address(o, "ExternalIP"),
@@ -354,6 +425,7 @@ pub static RESOURCES: &[Resource] = &[
             Column {
                 name: "OS-Image",
                 type_: "string",
+                format: "",
                 description: "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy)).",
                 priority: 1,
                 cell: |o| text(o, "/status/nodeInfo/osImage", "<unknown>"),
@@ -361,6 +433,7 @@ pub static RESOURCES: &[Resource] = &[
             Column {
                 name: "Kernel-Version",
                 type_: "string",
+                format: "",
                 description: "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64).",
                 priority: 1,
                 cell: |o| text(o, "/status/nodeInfo/kernelVersion", "<unknown>"),
@@ -368,12 +441,141 @@ pub static RESOURCES: &[Resource] = &[
             Column {
                 name: "Container-Runtime",
                 type_: "string",
+                format: "",
                 description: "ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2).",
                 priority: 1,
                 cell: |o| text(o, "/status/nodeInfo/containerRuntimeVersion", "<unknown>"),
             },
         ],
+        expires: false,
         schema: |g| g.subschema_for::<core::Node>(),
+    },
+    Resource {
+        group: "",
+        version: "v1",
+        kind: "Event",
+        plural: "events",
+        singular: "event",
+        namespaced: true,
+        short_names: &["ev"],
+        categories: &[],
+        subresources: &[],
+        name_rule: NameRule::Dns1123Subdomain,
+        columns: &[
+            Column {
+                name: "Last Seen",
+                type_: "string",
+                format: "",
+                description: "The time at which the most recent occurrence of this event was recorded.",
+                priority: 0,
+                cell: |o| {
+                    json!(crate::table::since(
+                        o,
+                        &[
+                            "/series/lastObservedTime",
+                            "/lastTimestamp",
+                            "/eventTime",
+                            "/firstTimestamp",
+                            "/metadata/creationTimestamp"
+                        ]
+                    ))
+                },
+            },
+            Column {
+                name: "Type",
+                type_: "string",
+                format: "",
+                description: "Type of this event (Normal, Warning), new types could be added in the future",
+                priority: 0,
+                cell: |o| text(o, "/type", ""),
+            },
+            Column {
+                name: "Reason",
+                type_: "string",
+                format: "",
+                description: "This should be a short, machine understandable string that gives the reason for the transition into the object's current status.",
+                priority: 0,
+                cell: |o| text(o, "/reason", ""),
+            },
+            Column {
+                name: "Object",
+                type_: "string",
+                format: "",
+                description: "The object that this event is about.",
+                priority: 0,
+                cell: event_object,
+            },
+            Column {
+                name: "Subobject",
+                type_: "string",
+                format: "",
+                description: "If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement, such as desiredState.manifest.containers[2].",
+                priority: 1,
+                cell: |o| text(o, "/involvedObject/fieldPath", ""),
+            },
+            Column {
+                name: "Source",
+                type_: "string",
+                format: "",
+                description: "The component reporting this event. Should be a short machine understandable string.",
+                priority: 1,
+                cell: event_source,
+            },
+            Column {
+                name: "Message",
+                type_: "string",
+                format: "",
+                description: "A human-readable description of the status of this operation.",
+                priority: 0,
+                cell: |o| {
+                    json!(
+                        o.get("message")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .trim()
+                    )
+                },
+            },
+            Column {
+                name: "First Seen",
+                type_: "string",
+                format: "",
+                description: "The time at which the event was first recorded. (Time of server receipt is in TypeMeta.)",
+                priority: 1,
+                cell: |o| {
+                    json!(crate::table::since(
+                        o,
+                        &[
+                            "/firstTimestamp",
+                            "/eventTime",
+                            "/metadata/creationTimestamp"
+                        ]
+                    ))
+                },
+            },
+            Column {
+                name: "Count",
+                type_: "string",
+                format: "",
+                description: "The number of times this event has occurred.",
+                priority: 1,
+                cell: |o| {
+                    json!(
+                        o.pointer("/series/count")
+                            .or_else(|| o.get("count"))
+                            .and_then(Value::as_i64)
+                            .unwrap_or(1)
+                    )
+                },
+            },
+            Column {
+                format: "name",
+                priority: 1,
+                ..NAME
+            },
+        ],
+        expires: true,
+        schema: |g| g.subschema_for::<core::Event>(),
     },
 ];
 

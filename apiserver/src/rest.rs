@@ -42,6 +42,8 @@ const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
 pub struct Rest {
     pub store: Store,
     pub openapi: OpenApi,
+    /// How long objects of expiring resources (events) live after their last write.
+    pub event_ttl: Duration,
 }
 
 /// What to do with fields the schema does not know (`fieldValidation`).
@@ -265,6 +267,11 @@ impl Rest {
             Verb::Delete => self.delete(req, &opts).await.map(ok),
             Verb::DeleteCollection => self.delete_collection(req, query, &opts).await.map(ok),
         }
+    }
+
+    /// The TTL every write of `r` carries: events expire `--event-ttl` after their last write.
+    fn ttl(&self, r: &Resource) -> Option<Duration> {
+        r.expires.then_some(self.event_ttl)
     }
 
     fn name<'a>(&self, req: &'a ResourceRequest) -> &'a str {
@@ -567,7 +574,7 @@ impl Rest {
         let key = r.key(req.namespace.as_deref(), &name);
         match self
             .store
-            .create(key.as_bytes(), encode(&object)?, None)
+            .create(key.as_bytes(), encode(&object)?, self.ttl(r))
             .await
             .map_err(store_error)?
         {
@@ -712,7 +719,7 @@ impl Rest {
             let key = r.key(req.namespace.as_deref(), name);
             match self
                 .store
-                .update(key.as_bytes(), encode(&object)?, revision, None)
+                .update(key.as_bytes(), encode(&object)?, revision, self.ttl(r))
                 .await
                 .map_err(store_error)?
             {

@@ -52,13 +52,20 @@ pub fn human_duration(seconds: i64) -> String {
 
 /// The AGE cell: time since `metadata.creationTimestamp`.
 pub fn age(object: &Value) -> String {
-    let Some(created) = object
-        .pointer("/metadata/creationTimestamp")
-        .and_then(Value::as_str)
-    else {
+    since(object, &["/metadata/creationTimestamp"])
+}
+
+/// Time since the first of `pointers` that holds an RFC 3339 timestamp, as upstream prints it.
+pub fn since(object: &Value, pointers: &[&str]) -> String {
+    let Some(at) = pointers.iter().find_map(|p| {
+        object
+            .pointer(p)
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+    }) else {
         return "<unknown>".into();
     };
-    match time::OffsetDateTime::parse(created, &time::format_description::well_known::Rfc3339) {
+    match time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339) {
         Ok(t) => human_duration((time::OffsetDateTime::now_utc() - t).whole_seconds()),
         Err(_) => "<unknown>".into(),
     }
@@ -78,23 +85,15 @@ fn partial(object: &Value) -> Value {
 }
 
 pub fn table(r: &Resource, objects: Vec<Value>, list_meta: Value) -> Value {
-    let mut columns = vec![column(
-        "Name",
-        "string",
-        "name",
-        "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names",
-        0,
-    )];
-    columns.extend(
-        r.columns
-            .iter()
-            .map(|c| column(c.name, c.type_, "", c.description, c.priority)),
-    );
+    let columns: Vec<Value> = r
+        .columns
+        .iter()
+        .map(|c| column(c.name, c.type_, c.format, c.description, c.priority))
+        .collect();
     let rows: Vec<Value> = objects
         .iter()
         .map(|o| {
-            let mut cells = vec![o.pointer("/metadata/name").cloned().unwrap_or(json!(""))];
-            cells.extend(r.columns.iter().map(|c| (c.cell)(o)));
+            let cells: Vec<Value> = r.columns.iter().map(|c| (c.cell)(o)).collect();
             json!({"cells": cells, "object": partial(o)})
         })
         .collect();

@@ -816,3 +816,69 @@ fn nodes_print_upstream_columns_and_cordon() {
         "Ready"
     );
 }
+
+#[test]
+fn events_print_upstream_columns_and_expire_after_the_event_ttl() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        tmp.path().join("data"),
+        &["--ephemeral", "--event-ttl", "2s"],
+    )
+    .unwrap();
+    let event = write(
+        tmp.path(),
+        "ev.yaml",
+        "apiVersion: v1\nkind: Event\nmetadata:\n  name: web.17a\ninvolvedObject:\n  kind: Pod\n  name: web\n  namespace: default\n  fieldPath: spec.containers{nginx}\nreason: Pulled\nmessage: \"  Successfully pulled image  \"\ntype: Normal\nsource:\n  component: kubelet\n  host: edge-1\ncount: 3\n",
+    );
+    s.kubectl_ok(&["create", "-f", &event]).unwrap();
+    let out = s.kubectl_ok(&["get", "events", "-o", "wide"]).unwrap();
+    let mut lines = out.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap()
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "LAST SEEN",
+            "TYPE",
+            "REASON",
+            "OBJECT",
+            "SUBOBJECT",
+            "SOURCE",
+            "MESSAGE",
+            "FIRST SEEN",
+            "COUNT",
+            "NAME"
+        ]
+    );
+    let row = lines.next().unwrap();
+    for cell in [
+        "Normal",
+        "Pulled",
+        "pod/web",
+        "spec.containers{nginx}",
+        "kubelet, edge-1",
+        "Successfully pulled image",
+        "3",
+        "web.17a",
+    ] {
+        assert!(row.contains(cell), "{cell:?} missing from {row:?}");
+    }
+    // Events expire --event-ttl after their last write (here 2 s), as a store delete.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let out = s.kubectl_ok(&["get", "events", "-o", "name"]).unwrap();
+        if out.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the event never expired: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
