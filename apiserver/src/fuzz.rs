@@ -11,6 +11,7 @@ use crate::patch::{self, PatchKind};
 use crate::registry::RESOURCES;
 use crate::request::{Query, route};
 use crate::selector::{FieldSelector, LabelSelector};
+use crate::strategy::Strategy;
 
 /// A patch request: a document, a patch body and its kind.
 #[derive(Debug, Arbitrary)]
@@ -25,7 +26,7 @@ pub fn selector(data: &[u8]) {
     if let Ok(sel) = LabelSelector::parse(&text) {
         sel.matches(&serde_json::json!({"metadata": {"labels": {"a": "b"}}}));
     }
-    let _ = FieldSelector::parse(&text);
+    let _ = FieldSelector::parse(&text, crate::strategy::EVENTS.field_labels());
 }
 
 pub fn patches(data: &[u8]) {

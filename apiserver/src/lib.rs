@@ -16,6 +16,7 @@ mod rest;
 mod selector;
 mod serve;
 mod status;
+mod strategy;
 mod table;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

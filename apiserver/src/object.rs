@@ -1,10 +1,9 @@
 //! Object metadata as upstream maintains it: names, uid, timestamps, resourceVersion, and per-resource defaulting.
 
-use base64::Engine;
 use serde_json::{Map, Value, json};
 
 use crate::registry::{NameRule, Resource};
-use crate::status::{ApiError, ApiResult, FieldCause};
+use crate::status::FieldCause;
 
 /// RFC 3339 with second precision, as `metav1.Time` serialises.
 pub fn now_rfc3339() -> String {
@@ -30,7 +29,7 @@ pub fn meta_str<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
         .and_then(Value::as_str)
 }
 
-fn metadata_mut(object: &mut Value) -> &mut Map<String, Value> {
+pub fn metadata_mut(object: &mut Value) -> &mut Map<String, Value> {
     if !object.get("metadata").is_some_and(Value::is_object) {
         object["metadata"] = json!({});
     }
@@ -114,58 +113,6 @@ pub fn random_suffix() -> String {
     (0..5)
         .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
         .collect()
-}
-
-/// Per-resource defaulting on create and update (upstream's strategies, for the served types).
-pub fn apply_defaults(resource: &Resource, object: &mut Value) -> ApiResult<()> {
-    match (resource.group, resource.plural) {
-        ("", "namespaces") => {
-            let name = meta_str(object, "name").unwrap_or_default().to_string();
-            let labels = metadata_mut(object)
-                .entry("labels")
-                .or_insert_with(|| json!({}));
-            if let Some(labels) = labels.as_object_mut() {
-                labels.insert("kubernetes.io/metadata.name".into(), json!(name));
-            }
-            if object.pointer("/spec/finalizers").is_none() {
-                object["spec"] = json!({"finalizers": ["kubernetes"]});
-            }
-            if object.pointer("/status/phase").is_none() {
-                object["status"] = json!({"phase": "Active"});
-            }
-        }
-        ("", "secrets") => {
-            if object
-                .get("type")
-                .and_then(Value::as_str)
-                .is_none_or(str::is_empty)
-            {
-                object["type"] = json!("Opaque");
-            }
-            // stringData is write-only: merged into data, base64-encoded.
-            if let Some(Value::Object(string_data)) =
-                object.as_object_mut().and_then(|o| o.remove("stringData"))
-            {
-                let data = object
-                    .as_object_mut()
-                    .expect("object")
-                    .entry("data")
-                    .or_insert_with(|| json!({}));
-                let Some(data) = data.as_object_mut() else {
-                    return Err(ApiError::bad_request("secret data must be an object"));
-                };
-                for (k, v) in string_data {
-                    let text = v.as_str().unwrap_or_default();
-                    data.insert(
-                        k,
-                        json!(base64::engine::general_purpose::STANDARD.encode(text)),
-                    );
-                }
-            }
-        }
-        _ => {}
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@ use k8s_openapi::api::core::v1 as core;
 use schemars::{Schema, generate::SchemaGenerator};
 use serde_json::{Value, json};
 
+use crate::strategy::{self, Strategy};
+
 /// How a resource names its objects (upstream's name validation per resource).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NameRule {
@@ -44,6 +46,8 @@ pub struct Resource {
     pub name_rule: NameRule,
     /// Table columns, in upstream's order.
     pub columns: &'static [Column],
+    /// Defaulting and field labels (see [`Strategy`]).
+    pub strategy: &'static dyn Strategy,
     /// Objects expire after the server's `--event-ttl` from their last write (events).
     pub expires: bool,
     /// Adds the object's schema to an OpenAPI generator and returns a reference to it.
@@ -249,6 +253,7 @@ pub static RESOURCES: &[Resource] = &[
             },
             AGE,
         ],
+        strategy: &strategy::NAMESPACES,
         expires: false,
         schema: |g| g.subschema_for::<core::Namespace>(),
     },
@@ -275,6 +280,7 @@ pub static RESOURCES: &[Resource] = &[
             },
             AGE,
         ],
+        strategy: &strategy::PLAIN,
         expires: false,
         schema: |g| g.subschema_for::<core::ConfigMap>(),
     },
@@ -309,6 +315,7 @@ pub static RESOURCES: &[Resource] = &[
             },
             AGE,
         ],
+        strategy: &strategy::SECRETS,
         expires: false,
         schema: |g| g.subschema_for::<core::Secret>(),
     },
@@ -335,6 +342,7 @@ pub static RESOURCES: &[Resource] = &[
             },
             AGE,
         ],
+        strategy: &strategy::PLAIN,
         expires: false,
         schema: |g| g.subschema_for::<core::ServiceAccount>(),
     },
@@ -365,6 +373,7 @@ pub static RESOURCES: &[Resource] = &[
             },
             AGE,
         ],
+        strategy: &strategy::PLAIN,
         expires: false,
         schema: |g| g.subschema_for::<coordination::Lease>(),
     },
@@ -447,6 +456,7 @@ pub static RESOURCES: &[Resource] = &[
                 cell: |o| text(o, "/status/nodeInfo/containerRuntimeVersion", "<unknown>"),
             },
         ],
+        strategy: &strategy::NODES,
         expires: false,
         schema: |g| g.subschema_for::<core::Node>(),
     },
@@ -574,6 +584,7 @@ pub static RESOURCES: &[Resource] = &[
                 ..NAME
             },
         ],
+        strategy: &strategy::EVENTS,
         expires: true,
         schema: |g| g.subschema_for::<core::Event>(),
     },

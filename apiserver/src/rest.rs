@@ -296,7 +296,10 @@ impl Rest {
     async fn list(&self, req: &ResourceRequest, query: &Query, table: bool) -> ApiResult<Reply> {
         let r = req.resource;
         let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?;
-        let fields = FieldSelector::parse(query.get("fieldSelector").unwrap_or(""))?;
+        let fields = FieldSelector::parse(
+            query.get("fieldSelector").unwrap_or(""),
+            r.strategy.field_labels(),
+        )?;
         let limit: usize = match query.get("limit") {
             Some(l) => l
                 .parse()
@@ -567,7 +570,7 @@ impl Rest {
         );
         object::remove_meta(&mut object, "deletionTimestamp");
         object::remove_meta(&mut object, "resourceVersion");
-        object::apply_defaults(r, &mut object)?;
+        r.strategy.prepare_create(&mut object)?;
         if opts.dry_run {
             return Ok(object);
         }
@@ -711,7 +714,7 @@ impl Rest {
                     None => object::remove_meta(&mut object, field),
                 }
             }
-            object::apply_defaults(r, &mut object)?;
+            r.strategy.prepare_update(&current, &mut object)?;
             if opts.dry_run {
                 object::set_meta(&mut object, "resourceVersion", json!(revision.to_string()));
                 return Ok(object);
@@ -807,7 +810,10 @@ impl Rest {
     fn watch(&self, req: &ResourceRequest, query: &Query, table: bool) -> ApiResult<Reply> {
         let r = req.resource;
         let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?;
-        let fields = FieldSelector::parse(query.get("fieldSelector").unwrap_or(""))?;
+        let fields = FieldSelector::parse(
+            query.get("fieldSelector").unwrap_or(""),
+            r.strategy.field_labels(),
+        )?;
         let start = query
             .get("resourceVersion")
             .filter(|rv| *rv != "0")

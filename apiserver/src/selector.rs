@@ -2,8 +2,8 @@
 
 use serde_json::Value;
 
-use crate::object::meta_str;
 use crate::status::{ApiError, ApiResult};
+use crate::strategy::FieldLabel;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Requirement {
@@ -139,12 +139,23 @@ fn set_term(term: &str) -> Option<(String, &str, bool)> {
     }
 }
 
-/// A field selector over the fields a resource supports (`metadata.name`, `metadata.namespace`).
+/// One `field=value` or `field!=value` term, with where the field lives in the object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FieldTerm {
+    field: String,
+    pointer: String,
+    default: &'static str,
+    equal: bool,
+    value: String,
+}
+
+/// A field selector over `metadata.name`, `metadata.namespace` and the fields the resource's
+/// strategy declares (pods' `spec.nodeName`, events' `involvedObject.*`, ...).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FieldSelector(Vec<(String, bool, String)>);
+pub struct FieldSelector(Vec<FieldTerm>);
 
 impl FieldSelector {
-    pub fn parse(input: &str) -> ApiResult<FieldSelector> {
+    pub fn parse(input: &str, labels: &[FieldLabel]) -> ApiResult<FieldSelector> {
         let mut terms = Vec::new();
         for term in input.split(',').map(str::trim).filter(|t| !t.is_empty()) {
             let (field, equal, value) = if let Some((f, v)) = term.split_once("!=") {
@@ -156,20 +167,38 @@ impl FieldSelector {
                     "invalid selector: '{input}'; can't understand '{term}'"
                 )));
             };
-            if !matches!(field, "metadata.name" | "metadata.namespace") {
-                return Err(ApiError::bad_request(format!(
-                    "field label not supported: {field}"
-                )));
-            }
-            terms.push((field.to_string(), equal, value.to_string()));
+            let (pointer, default) = match field {
+                "metadata.name" => ("/metadata/name".to_string(), ""),
+                "metadata.namespace" => ("/metadata/namespace".to_string(), ""),
+                _ => match labels.iter().find(|l| l.name == field) {
+                    Some(label) => (label.pointer.to_string(), label.default),
+                    None => {
+                        return Err(ApiError::bad_request(format!(
+                            "field label not supported: {field}"
+                        )));
+                    }
+                },
+            };
+            terms.push(FieldTerm {
+                field: field.to_string(),
+                pointer,
+                default,
+                equal,
+                value: value.to_string(),
+            });
         }
         Ok(FieldSelector(terms))
     }
 
     pub fn matches(&self, object: &Value) -> bool {
-        self.0.iter().all(|(field, equal, value)| {
-            let actual = meta_str(object, field.trim_start_matches("metadata.")).unwrap_or("");
-            (actual == value) == *equal
+        self.0.iter().all(|t| {
+            let actual = match object.pointer(&t.pointer) {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Bool(b)) => b.to_string(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => t.default.to_string(),
+            };
+            (actual == t.value) == t.equal
         })
     }
 
@@ -177,8 +206,8 @@ impl FieldSelector {
     pub fn name(&self) -> Option<&str> {
         self.0
             .iter()
-            .find(|(f, eq, _)| f == "metadata.name" && *eq)
-            .map(|(_, _, v)| v.as_str())
+            .find(|t| t.field == "metadata.name" && t.equal)
+            .map(|t| t.value.as_str())
     }
 }
 
@@ -219,17 +248,21 @@ mod tests {
     #[test]
     fn field_selectors() {
         let o = obj(json!({}));
-        assert!(FieldSelector::parse("metadata.name=a").unwrap().matches(&o));
         assert!(
-            !FieldSelector::parse("metadata.namespace!=ns")
+            FieldSelector::parse("metadata.name=a", &[])
+                .unwrap()
+                .matches(&o)
+        );
+        assert!(
+            !FieldSelector::parse("metadata.namespace!=ns", &[])
                 .unwrap()
                 .matches(&o)
         );
         assert_eq!(
-            FieldSelector::parse("metadata.name=a").unwrap().name(),
+            FieldSelector::parse("metadata.name=a", &[]).unwrap().name(),
             Some("a")
         );
-        let err = FieldSelector::parse("spec.foo=x").unwrap_err();
+        let err = FieldSelector::parse("spec.foo=x", &[]).unwrap_err();
         assert_eq!(err.message, "field label not supported: spec.foo");
     }
 }

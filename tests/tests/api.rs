@@ -793,6 +793,21 @@ fn nodes_print_upstream_columns_and_cordon() {
         row.split_whitespace().nth(1),
         Some("Ready,SchedulingDisabled")
     );
+    let unschedulable = |v: &str| {
+        s.kubectl_ok(&[
+            "get",
+            "nodes",
+            "--field-selector",
+            &format!("spec.unschedulable={v}"),
+            "-o",
+            "name",
+        ])
+        .unwrap()
+    };
+    assert_eq!(unschedulable("true"), "node/edge-1\n");
+    assert_eq!(unschedulable("false"), "");
+    s.kubectl_ok(&["uncordon", "edge-1"]).unwrap();
+    assert_eq!(unschedulable("false"), "node/edge-1\n");
     // Status is kept away from main-resource writes: a label patch cannot flip it.
     s.kubectl_ok(&[
         "patch",
@@ -868,6 +883,20 @@ fn events_print_upstream_columns_and_expire_after_the_event_ttl() {
     ] {
         assert!(row.contains(cell), "{cell:?} missing from {row:?}");
     }
+    // Field selectors on what the event is about, as upstream supports them.
+    let sel = |selector: &str| {
+        s.kubectl_ok(&["get", "events", "--field-selector", selector, "-o", "name"])
+            .unwrap()
+    };
+    assert_eq!(
+        sel("involvedObject.name=web,involvedObject.kind=Pod"),
+        "event/web.17a\n"
+    );
+    assert_eq!(sel("involvedObject.name=other"), "");
+    assert_eq!(
+        sel("source=kubelet,type=Normal,reason=Pulled"),
+        "event/web.17a\n"
+    );
     // Events expire --event-ttl after their last write (here 2 s), as a store delete.
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
