@@ -9,6 +9,7 @@ mod fuzz;
 mod object;
 mod openapi;
 mod patch;
+mod pod;
 mod protobuf;
 mod registry;
 mod request;

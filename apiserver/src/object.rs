@@ -7,7 +7,11 @@ use crate::status::FieldCause;
 
 /// RFC 3339 with second precision, as `metav1.Time` serialises.
 pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
+    rfc3339(time::OffsetDateTime::now_utc())
+}
+
+/// `at` as `metav1.Time` serialises it.
+pub fn rfc3339(now: time::OffsetDateTime) -> String {
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
         now.year(),

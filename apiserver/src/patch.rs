@@ -35,10 +35,27 @@ pub enum ListStrategy {
 /// The list fields with a merge strategy, by path from the object root. Fields not listed
 /// are replaced wholesale, as upstream does for fields without `patchStrategy`.
 fn list_strategy(path: &[&str]) -> Option<ListStrategy> {
+    use ListStrategy::*;
+    const CONTAINERS: &[&str] = &["containers", "initContainers", "ephemeralContainers"];
     match path {
-        ["metadata", "ownerReferences"] => Some(ListStrategy::MergeByKey("uid")),
-        ["metadata", "finalizers"] => Some(ListStrategy::MergePrimitives),
-        ["secrets"] => Some(ListStrategy::MergeByKey("name")),
+        ["metadata", "ownerReferences"] => Some(MergeByKey("uid")),
+        ["metadata", "finalizers"] => Some(MergePrimitives),
+        ["secrets"] => Some(MergeByKey("name")),
+        ["status", "conditions"] => Some(MergeByKey("type")),
+        // Pod specs, wherever they are embedded (pods, templates of workloads).
+        [.., "spec", list] if CONTAINERS.contains(list) => Some(MergeByKey("name")),
+        [.., "spec", "volumes" | "imagePullSecrets"] => Some(MergeByKey("name")),
+        [.., "spec", "hostAliases"] => Some(MergeByKey("ip")),
+        [.., container, "ports"] if CONTAINERS.contains(container) => {
+            Some(MergeByKey("containerPort"))
+        }
+        [.., container, "env"] if CONTAINERS.contains(container) => Some(MergeByKey("name")),
+        [.., container, "volumeMounts"] if CONTAINERS.contains(container) => {
+            Some(MergeByKey("mountPath"))
+        }
+        [.., container, "volumeDevices"] if CONTAINERS.contains(container) => {
+            Some(MergeByKey("devicePath"))
+        }
         _ => None,
     }
 }
@@ -288,6 +305,23 @@ mod tests {
         );
         assert_eq!(got["metadata"]["finalizers"], json!(["x", "y"]));
         assert_eq!(got["list"], json!([3]));
+    }
+
+    #[test]
+    fn strategic_merges_pod_containers_by_name() {
+        let pod = json!({"spec": {"containers": [
+            {"name": "web", "image": "nginx:1.27", "ports": [{"containerPort": 80, "protocol": "TCP"}]},
+            {"name": "side", "image": "busybox"}]}});
+        let got = smp(
+            pod,
+            json!({"spec": {"containers": [{"name": "web", "image": "nginx:1.28", "ports": [{"containerPort": 443}]}]}}),
+        );
+        assert_eq!(got["spec"]["containers"][0]["image"], "nginx:1.28");
+        assert_eq!(
+            got["spec"]["containers"][0]["ports"],
+            json!([{"containerPort": 80, "protocol": "TCP"}, {"containerPort": 443}])
+        );
+        assert_eq!(got["spec"]["containers"][1]["name"], "side");
     }
 
     #[test]

@@ -588,6 +588,22 @@ pub static RESOURCES: &[Resource] = &[
         expires: true,
         schema: |g| g.subschema_for::<core::Event>(),
     },
+    Resource {
+        group: "",
+        version: "v1",
+        kind: "Pod",
+        plural: "pods",
+        singular: "pod",
+        namespaced: true,
+        short_names: &["po"],
+        categories: &["all"],
+        subresources: &["status", "binding"],
+        name_rule: NameRule::Dns1123Subdomain,
+        columns: crate::pod::COLUMNS,
+        strategy: &crate::pod::PODS,
+        expires: false,
+        schema: |g| g.subschema_for::<core::Pod>(),
+    },
 ];
 
 /// The groups served, in discovery order (core first), each with its versions.

@@ -44,7 +44,7 @@ pub enum Verb {
     DeleteCollection,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ResourceRequest {
     pub resource: &'static Resource,
     pub namespace: Option<String>,
@@ -162,6 +162,8 @@ fn resource(
         (&Method::GET, false) if query.flag("watch") => Verb::Watch,
         (&Method::GET, false) => Verb::List,
         (&Method::POST, false) => Verb::Create,
+        // `pods/<name>/binding` and other create-only subresources.
+        (&Method::POST, true) if subresource.is_some() => Verb::Create,
         (&Method::PUT, true) => Verb::Update,
         (&Method::PATCH, true) => Verb::Patch,
         (&Method::DELETE, true) => Verb::Delete,

@@ -19,7 +19,7 @@ use crate::patch::{self, PatchKind};
 use crate::registry::{self, Resource};
 use crate::request::{Query, ResourceRequest, Verb};
 use crate::selector::{FieldSelector, LabelSelector};
-use crate::status::{ApiError, ApiResult};
+use crate::status::{ApiError, ApiResult, FieldCause};
 use crate::table;
 
 /// What a handler answers.
@@ -52,6 +52,84 @@ enum FieldValidation {
     Strict,
     Warn,
     Ignore,
+}
+
+/// What a DELETE may carry, in its query or as a `DeleteOptions` body.
+#[derive(Debug, Default)]
+struct DeleteOptions {
+    grace: Option<i64>,
+    uid: Option<String>,
+    resource_version: Option<String>,
+}
+
+impl DeleteOptions {
+    fn parse(query: &Query, body: &[u8]) -> ApiResult<DeleteOptions> {
+        let body: Value = if body.is_empty() {
+            json!({})
+        } else {
+            serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
+        };
+        let grace =
+            match query.get("gracePeriodSeconds") {
+                Some(g) => Some(g.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid gracePeriodSeconds {g:?}"))
+                })?),
+                None => body.get("gracePeriodSeconds").and_then(Value::as_i64),
+            };
+        let pre = |field: &str| {
+            body.pointer(&format!("/preconditions/{field}"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        Ok(DeleteOptions {
+            grace,
+            uid: pre("uid"),
+            resource_version: pre("resourceVersion"),
+        })
+    }
+
+    fn check_preconditions(&self, r: &Resource, name: &str, object: &Value) -> ApiResult<()> {
+        let actual = |field: &str| meta_str(object, field).unwrap_or("").to_string();
+        for (wanted, field, label) in [
+            (&self.uid, "uid", "UID"),
+            (&self.resource_version, "resourceVersion", "ResourceVersion"),
+        ] {
+            if let Some(wanted) = wanted {
+                if *wanted != actual(field) {
+                    let detail = format!(
+                        "Precondition failed: {label} in precondition: {wanted}, {label} in object meta: {}",
+                        actual(field)
+                    );
+                    return Err(ApiError::conflict_message(r.group, r.plural, name, &detail));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How long a pod's deletion waits for its node: 0 (at once) when it is not on a node or has
+/// finished; otherwise the requested grace period or the pod's own (30 s by default).
+fn pod_grace(pod: &Value, requested: Option<i64>) -> i64 {
+    let on_node = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    let finished = matches!(
+        pod.pointer("/status/phase").and_then(Value::as_str),
+        Some("Succeeded" | "Failed")
+    );
+    if !on_node || finished {
+        return 0;
+    }
+    requested
+        .or_else(|| {
+            pod.pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+        })
+        .unwrap_or(30)
+        .max(0)
 }
 
 /// The options every write takes.
@@ -234,10 +312,17 @@ impl Rest {
         let mut warnings = Vec::new();
         // Subresources: `status` (get, update, patch) where the resource has one; the others
         // (finalize, token) arrive with their issues.
-        if let Some(sub) = req.subresource.as_deref() {
-            if sub != "status" || !matches!(req.verb, Verb::Get | Verb::Update | Verb::Patch) {
-                return Err(ApiError::method_not_allowed());
+        match (req.subresource.as_deref(), req.verb) {
+            (None, _) | (Some("status"), Verb::Get | Verb::Update | Verb::Patch) => {}
+            (Some("binding"), Verb::Create) => {
+                json_body()?;
+                return Ok(Reply::Json(
+                    StatusCode::CREATED,
+                    self.bind(req, body).await?,
+                    Vec::new(),
+                ));
             }
+            _ => return Err(ApiError::method_not_allowed()),
         }
         match req.verb {
             Verb::Get => Ok(ok(single(req.resource, table, self.get(req).await?.0))),
@@ -264,7 +349,10 @@ impl Rest {
                 let patched = self.patch(req, kind, body, &opts, &mut warnings).await?;
                 Ok(Reply::Json(StatusCode::OK, patched, warnings))
             }
-            Verb::Delete => self.delete(req, &opts).await.map(ok),
+            Verb::Delete => {
+                let del = DeleteOptions::parse(query, body)?;
+                self.delete(req, &opts, &del).await.map(ok)
+            }
             Verb::DeleteCollection => self.delete_collection(req, query, &opts).await.map(ok),
         }
     }
@@ -708,18 +796,79 @@ impl Rest {
                 }
                 object
             };
-            for field in ["uid", "creationTimestamp", "namespace", "deletionTimestamp"] {
+            for field in [
+                "uid",
+                "creationTimestamp",
+                "namespace",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+            ] {
                 match current.pointer(&format!("/metadata/{field}")) {
                     Some(v) => object::set_meta(&mut object, field, v.clone()),
                     None => object::remove_meta(&mut object, field),
                 }
             }
             r.strategy.prepare_update(&current, &mut object)?;
+            let finalizers = |o: &Value| -> Vec<String> {
+                o.pointer("/metadata/finalizers")
+                    .and_then(Value::as_array)
+                    .map(|f| {
+                        f.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let deleting = current.pointer("/metadata/deletionTimestamp").is_some();
+            if deleting {
+                let old = finalizers(&current);
+                let added: Vec<String> = finalizers(&object)
+                    .into_iter()
+                    .filter(|f| !old.contains(f))
+                    .collect();
+                if !added.is_empty() {
+                    let list = added
+                        .iter()
+                        .map(|f| format!("{f:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let detail = format!(
+                        "no new finalizers can be added if the object is being deleted, found new finalizers []string{{{list}}}"
+                    );
+                    return Err(ApiError::invalid(
+                        r.group,
+                        r.kind,
+                        name,
+                        vec![FieldCause::forbidden("metadata.finalizers", &detail)],
+                    ));
+                }
+            }
             if opts.dry_run {
                 object::set_meta(&mut object, "resourceVersion", json!(revision.to_string()));
                 return Ok(object);
             }
             let key = r.key(req.namespace.as_deref(), name);
+            // The last finalizer of an object being deleted (without a grace period still
+            // running) is removed: the object goes.
+            let grace = object
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            if deleting && finalizers(&object).is_empty() && grace == 0 {
+                match self
+                    .store
+                    .delete(key.as_bytes(), Some(revision))
+                    .await
+                    .map_err(store_error)?
+                {
+                    WriteOutcome::Committed { .. } => return Ok(object),
+                    WriteOutcome::Conflict { current: None } => {
+                        return Err(ApiError::not_found(r.group, r.plural, name));
+                    }
+                    WriteOutcome::Conflict { .. } => continue,
+                }
+            }
             match self
                 .store
                 .update(key.as_bytes(), encode(&object)?, revision, self.ttl(r))
@@ -741,15 +890,68 @@ impl Rest {
         }
     }
 
-    async fn delete(&self, req: &ResourceRequest, opts: &WriteOptions) -> ApiResult<Value> {
+    /// DELETE: objects with finalizers, and pods still on a node, are only marked (a
+    /// deletionTimestamp) and go when their finalizers are removed or their node lets go;
+    /// everything else goes at once.
+    async fn delete(
+        &self,
+        req: &ResourceRequest,
+        opts: &WriteOptions,
+        del: &DeleteOptions,
+    ) -> ApiResult<Value> {
         let r = req.resource;
         let name = self.name(req);
         loop {
-            let (object, revision) = self.get(req).await?;
+            let (mut object, revision) = self.get(req).await?;
+            del.check_preconditions(r, name, &object)?;
+            let key = r.key(req.namespace.as_deref(), name);
+            let has_finalizers = object
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|f| !f.is_empty());
+            let grace = match r.plural {
+                "pods" if r.group.is_empty() => pod_grace(&object, del.grace),
+                _ => 0,
+            };
+            if has_finalizers || grace > 0 {
+                if object.pointer("/metadata/deletionTimestamp").is_some() {
+                    return Ok(object); // already being deleted
+                }
+                let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(grace);
+                object::set_meta(&mut object, "deletionTimestamp", json!(object::rfc3339(at)));
+                object::set_meta(&mut object, "deletionGracePeriodSeconds", json!(grace));
+                if let Some(generation) = object
+                    .pointer("/metadata/generation")
+                    .and_then(Value::as_i64)
+                {
+                    object::set_meta(&mut object, "generation", json!(generation + 1));
+                }
+                if opts.dry_run {
+                    return Ok(object);
+                }
+                match self
+                    .store
+                    .update(key.as_bytes(), encode(&object)?, revision, self.ttl(r))
+                    .await
+                    .map_err(store_error)?
+                {
+                    WriteOutcome::Committed { revision, .. } => {
+                        object::set_meta(
+                            &mut object,
+                            "resourceVersion",
+                            json!(revision.to_string()),
+                        );
+                        return Ok(object);
+                    }
+                    WriteOutcome::Conflict { current: None } => {
+                        return Err(ApiError::not_found(r.group, r.plural, name));
+                    }
+                    WriteOutcome::Conflict { .. } => continue,
+                }
+            }
             if opts.dry_run {
                 return Ok(object);
             }
-            let key = r.key(req.namespace.as_deref(), name);
             match self
                 .store
                 .delete(key.as_bytes(), Some(revision))
@@ -757,6 +959,79 @@ impl Rest {
                 .map_err(store_error)?
             {
                 WriteOutcome::Committed { .. } => return Ok(object),
+                WriteOutcome::Conflict { current: None } => {
+                    return Err(ApiError::not_found(r.group, r.plural, name));
+                }
+                WriteOutcome::Conflict { .. } => continue,
+            }
+        }
+    }
+
+    /// POST `pods/<name>/binding`: assign an unassigned pod to a node (the scheduler's write).
+    async fn bind(&self, req: &ResourceRequest, body: &[u8]) -> ApiResult<Value> {
+        let r = req.resource;
+        let name = self.name(req);
+        let binding: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))?;
+        let node = binding
+            .pointer("/target/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if node.is_empty() {
+            return Err(ApiError::invalid(
+                "",
+                "Binding",
+                name,
+                vec![FieldCause::required("target.name")],
+            ));
+        }
+        let pod_req = ResourceRequest {
+            subresource: None,
+            ..req.clone()
+        };
+        loop {
+            let (mut pod, revision) = self.get(&pod_req).await?;
+            if pod.pointer("/metadata/deletionTimestamp").is_some() {
+                return Err(ApiError::conflict_message(
+                    r.group,
+                    "pods/binding",
+                    name,
+                    &format!("pod {name} is being deleted, cannot be assigned to a host"),
+                ));
+            }
+            let current = pod
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if !current.is_empty() {
+                return Err(ApiError::conflict_message(
+                    r.group,
+                    "pods/binding",
+                    name,
+                    &format!("pod {name} is already assigned to node \"{current}\""),
+                ));
+            }
+            pod["spec"]["nodeName"] = json!(node);
+            let scheduled = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": object::now_rfc3339()});
+            let conditions = pod["status"]
+                .as_object_mut()
+                .map(|s| s.entry("conditions").or_insert_with(|| json!([])));
+            if let Some(Value::Array(conditions)) = conditions {
+                conditions.retain(|c| c["type"] != "PodScheduled");
+                conditions.push(scheduled);
+            }
+            let key = r.key(req.namespace.as_deref(), name);
+            match self
+                .store
+                .update(key.as_bytes(), encode(&pod)?, revision, None)
+                .await
+                .map_err(store_error)?
+            {
+                WriteOutcome::Committed { .. } => {
+                    return Ok(
+                        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+                    );
+                }
                 WriteOutcome::Conflict { current: None } => {
                     return Err(ApiError::not_found(r.group, r.plural, name));
                 }
@@ -796,7 +1071,7 @@ impl Rest {
                 subresource: None,
                 verb: Verb::Delete,
             };
-            match self.delete(&one, opts).await {
+            match self.delete(&one, opts, &DeleteOptions::default()).await {
                 Ok(object) => deleted.push(object),
                 Err(e) if e.reason == "NotFound" => {}
                 Err(e) => return Err(e),

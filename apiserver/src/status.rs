@@ -74,6 +74,19 @@ impl ApiError {
         .with_details(name_details(group, resource, name))
     }
 
+    /// 409 with a specific reason: `Operation cannot be fulfilled on <resource> "x": <detail>`.
+    pub fn conflict_message(group: &str, resource: &str, name: &str, detail: &str) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": {detail}",
+                qualified(group, resource)
+            ),
+        )
+        .with_details(name_details(group, resource, name))
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "BadRequest", message)
     }
@@ -183,6 +196,14 @@ impl FieldCause {
             reason: "FieldValueRequired",
             field: field.to_string(),
             message: "Required value".to_string(),
+        }
+    }
+
+    pub fn forbidden(field: &str, detail: &str) -> Self {
+        FieldCause {
+            reason: "FieldValueForbidden",
+            field: field.to_string(),
+            message: format!("Forbidden: {detail}"),
         }
     }
 

@@ -911,3 +911,194 @@ fn events_print_upstream_columns_and_expire_after_the_event_ttl() {
         std::thread::sleep(Duration::from_millis(250));
     }
 }
+
+/// POST a body with the admin certificate (for endpoints kubectl has no verb for).
+fn post(s: &Server, path: &str, body: &str) -> String {
+    let kubeconfig = std::fs::read_to_string(s.kubeconfig()).unwrap();
+    let line = kubeconfig
+        .lines()
+        .find(|l| l.trim_start().starts_with("server:"))
+        .unwrap();
+    let url = line
+        .trim_start()
+        .trim_start_matches("server:")
+        .trim()
+        .trim_matches('"');
+    let tls = s.data_dir.join("tls");
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "-w",
+            "\n%{http_code}",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            body,
+            "--cacert",
+        ])
+        .arg(tls.join("ca.crt"))
+        .arg("--cert")
+        .arg(tls.join("admin.crt"))
+        .arg("--key")
+        .arg(tls.join("admin.key"))
+        .arg(format!("{url}{path}"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn pods_default_bind_and_delete_gracefully() {
+    let (_tmp, s) = server();
+    assert_eq!(
+        s.kubectl_ok(&["run", "web", "--image=nginx:1.27", "--port=80"])
+            .unwrap(),
+        "pod/web created\n"
+    );
+    let spec = s.kubectl_ok(&["get", "pod", "web", "-o", "jsonpath={.spec.restartPolicy} {.spec.schedulerName} {.spec.containers[0].imagePullPolicy} {.spec.containers[0].ports[0].protocol} {.status.phase} {.status.qosClass}"]).unwrap();
+    assert_eq!(
+        spec,
+        "Always default-scheduler IfNotPresent TCP Pending BestEffort"
+    );
+    let row = s.kubectl_ok(&["get", "pods", "--no-headers"]).unwrap();
+    assert_eq!(
+        row.split_whitespace().take(4).collect::<Vec<_>>(),
+        ["web", "0/1", "Pending", "0"]
+    );
+
+    // Pod updates may change images, not the rest of the spec.
+    s.kubectl_ok(&["set", "image", "pod/web", "web=nginx:1.28"])
+        .unwrap();
+    let err = s
+        .kubectl_err(&[
+            "patch",
+            "pod",
+            "web",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"restartPolicy":"Never"}}"#,
+        ])
+        .unwrap();
+    assert!(
+        err.contains("pod updates may not change fields other than `spec.containers[*].image`"),
+        "{err}"
+    );
+
+    // The scheduler's write: a binding assigns the pod once.
+    let bind = r#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"web"},"target":{"kind":"Node","name":"edge-1"}}"#;
+    let out = post(&s, "/api/v1/namespaces/default/pods/web/binding", bind);
+    assert!(out.ends_with("\n201"), "{out}");
+    assert_eq!(
+        s.kubectl_ok(&[
+            "get",
+            "pod",
+            "web",
+            "-o",
+            "jsonpath={.spec.nodeName} {.status.conditions[0].type}"
+        ])
+        .unwrap(),
+        "edge-1 PodScheduled"
+    );
+    let again = post(&s, "/api/v1/namespaces/default/pods/web/binding", bind);
+    assert!(
+        again.ends_with("\n409")
+            && again.contains(r#"pod web is already assigned to node \"edge-1\""#),
+        "{again}"
+    );
+    assert_eq!(
+        s.kubectl_ok(&[
+            "get",
+            "pods",
+            "--field-selector",
+            "spec.nodeName=edge-1",
+            "-o",
+            "name"
+        ])
+        .unwrap(),
+        "pod/web\n"
+    );
+
+    // A pod on a node is only marked for deletion (its node finishes it); --force removes it.
+    s.kubectl_ok(&["delete", "pod", "web", "--wait=false"])
+        .unwrap();
+    let marked = s
+        .kubectl_ok(&[
+            "get",
+            "pod",
+            "web",
+            "-o",
+            "jsonpath={.metadata.deletionGracePeriodSeconds}",
+        ])
+        .unwrap();
+    assert_eq!(marked, "30");
+    assert_eq!(
+        s.kubectl_ok(&["get", "pods", "--no-headers"])
+            .unwrap()
+            .split_whitespace()
+            .nth(2),
+        Some("Terminating")
+    );
+    s.kubectl_ok(&["delete", "pod", "web", "--grace-period=0", "--force"])
+        .unwrap();
+    assert_eq!(s.kubectl_ok(&["get", "pods", "-o", "name"]).unwrap(), "");
+    // An unscheduled pod goes at once.
+    s.kubectl_ok(&["run", "idle", "--image=busybox"]).unwrap();
+    assert_eq!(
+        s.kubectl_ok(&["delete", "pod", "idle"]).unwrap(),
+        "pod \"idle\" deleted\n"
+    );
+}
+
+#[test]
+fn finalizers_hold_deletion_until_removed() {
+    let (tmp, s) = server();
+    let cm = write(
+        tmp.path(),
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  finalizers: [example.com/hold]\n",
+    );
+    s.kubectl_ok(&["create", "-f", &cm]).unwrap();
+    s.kubectl_ok(&["delete", "cm", "held", "--wait=false"])
+        .unwrap();
+    let ts = s
+        .kubectl_ok(&[
+            "get",
+            "cm",
+            "held",
+            "-o",
+            "jsonpath={.metadata.deletionTimestamp}",
+        ])
+        .unwrap();
+    assert!(!ts.is_empty(), "no deletionTimestamp");
+    let err = s
+        .kubectl_err(&[
+            "patch",
+            "cm",
+            "held",
+            "--type",
+            "json",
+            "-p",
+            r#"[{"op":"add","path":"/metadata/finalizers/-","value":"example.com/more"}]"#,
+        ])
+        .unwrap();
+    assert!(
+        err.contains("no new finalizers can be added if the object is being deleted"),
+        "{err}"
+    );
+    s.kubectl_ok(&[
+        "patch",
+        "cm",
+        "held",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+    ])
+    .unwrap();
+    assert!(
+        s.kubectl_err(&["get", "cm", "held"])
+            .unwrap()
+            .contains("not found")
+    );
+}
