@@ -202,6 +202,18 @@ fn encode(object: &Value) -> ApiResult<Bytes> {
         .map_err(|e| ApiError::internal(e.to_string()))
 }
 
+/// The outcome of a compare-and-swap write to an object that must still exist: its new
+/// revision, `None` when it changed under us (read again and retry), or 404 when it is gone.
+fn swapped(outcome: WriteOutcome, r: &Resource, name: &str) -> ApiResult<Option<Revision>> {
+    match outcome {
+        WriteOutcome::Committed { revision, .. } => Ok(Some(revision)),
+        WriteOutcome::Conflict { current: None } => {
+            Err(ApiError::not_found(r.group, r.plural, name))
+        }
+        WriteOutcome::Conflict { .. } => Ok(None),
+    }
+}
+
 /// A list item: as stored (bytes and revision) or already decoded.
 enum Item {
     Stored(Bytes, Revision),
@@ -856,36 +868,30 @@ impl Rest {
                 .and_then(Value::as_i64)
                 .unwrap_or(0);
             if deleting && finalizers(&object).is_empty() && grace == 0 {
-                match self
+                let outcome = self
                     .store
                     .delete(key.as_bytes(), Some(revision))
                     .await
-                    .map_err(store_error)?
-                {
-                    WriteOutcome::Committed { .. } => return Ok(object),
-                    WriteOutcome::Conflict { current: None } => {
-                        return Err(ApiError::not_found(r.group, r.plural, name));
-                    }
-                    WriteOutcome::Conflict { .. } => continue,
+                    .map_err(store_error)?;
+                match swapped(outcome, r, name)? {
+                    Some(_) => return Ok(object),
+                    None => continue,
                 }
             }
-            match self
+            let outcome = self
                 .store
                 .update(key.as_bytes(), encode(&object)?, revision, self.ttl(r))
                 .await
-                .map_err(store_error)?
-            {
-                WriteOutcome::Committed { revision, .. } => {
+                .map_err(store_error)?;
+            match swapped(outcome, r, name)? {
+                Some(revision) => {
                     object::set_meta(&mut object, "resourceVersion", json!(revision.to_string()));
                     return Ok(object);
                 }
-                WriteOutcome::Conflict { .. } if precondition.is_some() => {
+                None if precondition.is_some() => {
                     return Err(ApiError::conflict(r.group, r.plural, name));
                 }
-                WriteOutcome::Conflict { current: None } => {
-                    return Err(ApiError::not_found(r.group, r.plural, name));
-                }
-                WriteOutcome::Conflict { .. } => continue,
+                None => continue,
             }
         }
     }
@@ -929,13 +935,13 @@ impl Rest {
                 if opts.dry_run {
                     return Ok(object);
                 }
-                match self
+                let outcome = self
                     .store
                     .update(key.as_bytes(), encode(&object)?, revision, self.ttl(r))
                     .await
-                    .map_err(store_error)?
-                {
-                    WriteOutcome::Committed { revision, .. } => {
+                    .map_err(store_error)?;
+                match swapped(outcome, r, name)? {
+                    Some(revision) => {
                         object::set_meta(
                             &mut object,
                             "resourceVersion",
@@ -943,26 +949,20 @@ impl Rest {
                         );
                         return Ok(object);
                     }
-                    WriteOutcome::Conflict { current: None } => {
-                        return Err(ApiError::not_found(r.group, r.plural, name));
-                    }
-                    WriteOutcome::Conflict { .. } => continue,
+                    None => continue,
                 }
             }
             if opts.dry_run {
                 return Ok(object);
             }
-            match self
+            let outcome = self
                 .store
                 .delete(key.as_bytes(), Some(revision))
                 .await
-                .map_err(store_error)?
-            {
-                WriteOutcome::Committed { .. } => return Ok(object),
-                WriteOutcome::Conflict { current: None } => {
-                    return Err(ApiError::not_found(r.group, r.plural, name));
-                }
-                WriteOutcome::Conflict { .. } => continue,
+                .map_err(store_error)?;
+            match swapped(outcome, r, name)? {
+                Some(_) => return Ok(object),
+                None => continue,
             }
         }
     }
@@ -1021,21 +1021,15 @@ impl Rest {
                 conditions.push(scheduled);
             }
             let key = r.key(req.namespace.as_deref(), name);
-            match self
+            let outcome = self
                 .store
                 .update(key.as_bytes(), encode(&pod)?, revision, None)
                 .await
-                .map_err(store_error)?
-            {
-                WriteOutcome::Committed { .. } => {
-                    return Ok(
-                        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
-                    );
-                }
-                WriteOutcome::Conflict { current: None } => {
-                    return Err(ApiError::not_found(r.group, r.plural, name));
-                }
-                WriteOutcome::Conflict { .. } => continue,
+                .map_err(store_error)?;
+            if swapped(outcome, r, name)?.is_some() {
+                return Ok(
+                    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+                );
             }
         }
     }
