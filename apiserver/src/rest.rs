@@ -1083,11 +1083,45 @@ impl Rest {
             query.get("fieldSelector").unwrap_or(""),
             r.strategy.field_labels(),
         )?;
-        let start = query
+        let rv = query
             .get("resourceVersion")
             .filter(|rv| *rv != "0")
             .map(parse_rv)
             .transpose()?;
+        let bookmarks = query.flag("allowWatchBookmarks");
+        // Where the stream starts: upstream's rules for sendInitialEvents and resourceVersion.
+        let start = match query.get("sendInitialEvents") {
+            Some("true") => {
+                let mut causes = Vec::new();
+                if query.get("resourceVersionMatch") != Some("NotOlderThan") {
+                    causes.push(FieldCause::forbidden(
+                        "resourceVersionMatch",
+                        "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+                    ));
+                }
+                if !bookmarks {
+                    causes.push(FieldCause::forbidden(
+                        "allowWatchBookmarks",
+                        "sendInitialEvents requires setting allowWatchBookmarks to true",
+                    ));
+                }
+                if !causes.is_empty() {
+                    return Err(ApiError::invalid("meta.k8s.io", "ListOptions", "", causes));
+                }
+                WatchFrom::InitialEvents { end_bookmark: true }
+            }
+            Some("false") => match rv {
+                Some(rv) => WatchFrom::After(rv),
+                None => WatchFrom::Now,
+            },
+            _ => match rv {
+                Some(rv) => WatchFrom::After(rv),
+                // resourceVersion unset or 0: current state first, as ADDED events.
+                None => WatchFrom::InitialEvents {
+                    end_bookmark: false,
+                },
+            },
+        };
         let timeout = match query.get("timeoutSeconds") {
             Some(t) => Duration::from_secs(
                 t.parse()
@@ -1095,7 +1129,6 @@ impl Rest {
             ),
             None => default_watch_timeout(),
         };
-        let bookmarks = query.flag("allowWatchBookmarks");
         let prefix = match fields.name() {
             Some(name) => r.key(req.namespace.as_deref(), name),
             None => r.list_prefix(req.namespace.as_deref()),
@@ -1125,6 +1158,18 @@ fn single(r: &Resource, table: bool, object: Value) -> Value {
     } else {
         object
     }
+}
+
+/// Where a watch stream starts.
+#[derive(Debug, Clone, Copy)]
+enum WatchFrom {
+    /// Events after this revision.
+    After(Revision),
+    /// Events after the current revision.
+    Now,
+    /// The current state as ADDED events first; with `end_bookmark`, then a BOOKMARK annotated
+    /// `k8s.io/initial-events-end` (streaming lists).
+    InitialEvents { end_bookmark: bool },
 }
 
 /// One watch connection's pump: store events → filtered, typed watch events.
@@ -1165,13 +1210,27 @@ impl WatchStream {
         self.tx.send(Bytes::from(line)).await.is_ok()
     }
 
-    async fn run(self, store: Store, prefix: String, start: Option<Revision>) {
+    async fn run(self, store: Store, prefix: String, start: WatchFrom) {
         let mut after = match start {
-            Some(rv) => rv,
-            None => match self.initial(&store, &prefix).await {
-                Some(rv) => rv,
-                None => return,
-            },
+            WatchFrom::After(rv) => rv,
+            WatchFrom::Now => store.current_revision(),
+            WatchFrom::InitialEvents { end_bookmark } => {
+                let Some(rv) = self.initial(&store, &prefix).await else {
+                    return;
+                };
+                if end_bookmark {
+                    // Marks the end of the initial state for streaming lists.
+                    let bookmark = json!({
+                        "kind": self.resource.kind,
+                        "apiVersion": self.resource.api_version(),
+                        "metadata": {"resourceVersion": rv.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}},
+                    });
+                    if !self.send("BOOKMARK", bookmark).await {
+                        return;
+                    }
+                }
+                rv
+            }
         };
         let mut ticker = tokio::time::interval(BOOKMARK_EVERY);
         ticker.tick().await;

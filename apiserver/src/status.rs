@@ -98,10 +98,12 @@ impl ApiError {
             .map(FieldCause::summary)
             .collect::<Vec<_>>()
             .join(", ");
+        // `Deployment.apps "x"`, `ConfigMap "x"`: the kind qualified by its group.
+        let what = qualified(group, kind);
         let message = if causes.len() == 1 {
-            format!("{kind} \"{name}\" is invalid: {summary}")
+            format!("{what} \"{name}\" is invalid: {summary}")
         } else {
-            format!("{kind} \"{name}\" is invalid: [{summary}]")
+            format!("{what} \"{name}\" is invalid: [{summary}]")
         };
         let causes: Vec<Value> = causes
             .iter()
@@ -251,6 +253,21 @@ mod tests {
         let status = ApiError::already_exists("apps", "deployments", "web").to_status();
         assert_eq!(status["message"], "deployments.apps \"web\" already exists");
         assert_eq!(status["details"]["group"], "apps");
+    }
+
+    #[test]
+    fn invalid_qualifies_the_kind_with_its_group() {
+        let err = ApiError::invalid(
+            "apps",
+            "Deployment",
+            "web",
+            vec![FieldCause::required("spec.selector")],
+        );
+        assert_eq!(
+            err.message,
+            "Deployment.apps \"web\" is invalid: spec.selector: Required value"
+        );
+        assert_eq!(err.to_status()["details"]["kind"], "Deployment");
     }
 
     #[test]

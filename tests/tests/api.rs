@@ -1102,3 +1102,52 @@ fn finalizers_hold_deletion_until_removed() {
             .contains("not found")
     );
 }
+
+#[test]
+fn streaming_list_watch_ends_initial_events_with_a_bookmark() {
+    let (_tmp, s) = server();
+    s.kubectl_ok(&["create", "cm", "one"]).unwrap();
+    // Watch streams stay open: read what arrives within a second, then stop.
+    let watch = |query: &str| {
+        let out = s
+            .kubectl()
+            .args([
+                "get",
+                "--raw",
+                &format!(
+                    "/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=1&{query}"
+                ),
+            ])
+            .output()
+            .unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (events, _) =
+        watch("sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true");
+    let lines: Vec<&str> = events.lines().collect();
+    assert_eq!(lines.len(), 2, "{events}");
+    assert!(
+        lines[0].starts_with(r#"{"type":"ADDED""#) && lines[0].contains(r#""name":"one""#),
+        "{events}"
+    );
+    assert!(
+        lines[1].starts_with(r#"{"type":"BOOKMARK""#)
+            && lines[1].contains(r#""k8s.io/initial-events-end":"true""#),
+        "{events}"
+    );
+    // Without the required companions: 422, as upstream.
+    let (_, err) = watch("sendInitialEvents=true");
+    assert!(
+        err.contains("ListOptions \"\" is invalid")
+            && err.contains(
+                "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"
+            ),
+        "{err}"
+    );
+    // sendInitialEvents=false: only changes from now on.
+    let (events, _) = watch("sendInitialEvents=false");
+    assert_eq!(events, "");
+}
