@@ -255,17 +255,25 @@ fn rss_mib(pid: u32) -> Result<f64> {
 
 /// `https://127.0.0.1:<port>` from the server's kubeconfig.
 fn base(server: &Server) -> Result<String> {
-    let kubeconfig = std::fs::read_to_string(server.kubeconfig())?;
-    let line = kubeconfig
-        .lines()
-        .find(|l| l.trim_start().starts_with("server:"))
-        .context("no server in kubeconfig")?;
-    Ok(line
-        .trim_start()
-        .trim_start_matches("server:")
-        .trim()
-        .trim_matches('"')
-        .to_string())
+    let url = server.url();
+    anyhow::ensure!(!url.is_empty(), "no server in the kubeconfig");
+    Ok(url)
+}
+
+/// An HTTP/2-only client over `config`, with Nagle off (Nagle plus delayed ACKs would add
+/// ~40 ms to every small request).
+fn https_client(config: rustls::ClientConfig) -> HttpsClient {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.enforce_http(false);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_only()
+        .enable_http2()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(https)
 }
 
 /// An HTTP/2 client presenting the admin certificate and trusting the cluster CA.
@@ -300,18 +308,7 @@ fn client_for(server: &Server) -> Result<HttpsClient> {
     .with_safe_default_protocol_versions()?
     .with_root_certificates(roots)
     .with_client_auth_cert(certs, key)?;
-    // Nagle plus delayed ACKs would add ~40 ms to every small request.
-    let mut http = HttpConnector::new();
-    http.set_nodelay(true);
-    http.enforce_http(false);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(config)
-        .https_only()
-        .enable_http2()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
-        .http2_only(true)
-        .build(https))
+    Ok(https_client(config))
 }
 
 async fn wait_ready(client: &HttpsClient, url: &str) -> Result<()> {
@@ -376,17 +373,7 @@ fn insecure_client() -> Result<HttpsClient> {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyServer(provider)))
         .with_no_client_auth();
-    let mut http = HttpConnector::new();
-    http.set_nodelay(true);
-    http.enforce_http(false);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(config)
-        .https_only()
-        .enable_http2()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
-        .http2_only(true)
-        .build(https))
+    Ok(https_client(config))
 }
 
 async fn get(client: &HttpsClient, url: &str) -> Result<(u16, Bytes)> {

@@ -62,6 +62,43 @@ impl Server {
         self.data_dir.join("kubeconfig.yaml")
     }
 
+    /// `https://<host>:<port>` as the server wrote it into its kubeconfig.
+    pub fn url(&self) -> String {
+        let kubeconfig = std::fs::read_to_string(self.kubeconfig()).unwrap_or_default();
+        kubeconfig
+            .lines()
+            .find_map(|l| l.trim_start().strip_prefix("server:"))
+            .map(|v| v.trim().trim_matches('"').to_string())
+            .unwrap_or_default()
+    }
+
+    /// Send `body` with `content_type` to `path` as the admin (curl with the cluster CA and the
+    /// admin certificate), for requests kubectl has no verb for. Returns the body, a newline and
+    /// the HTTP status code.
+    pub fn curl(&self, content_type: &str, path: &str, body: &str) -> String {
+        let tls = self.data_dir.join("tls");
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "-w",
+                "\n%{http_code}",
+                "-H",
+                &format!("Content-Type: {content_type}"),
+                "--data-binary",
+                body,
+            ])
+            .arg("--cacert")
+            .arg(tls.join("ca.crt"))
+            .arg("--cert")
+            .arg(tls.join("admin.crt"))
+            .arg("--key")
+            .arg(tls.join("admin.key"))
+            .arg(format!("{}{path}", self.url()))
+            .output()
+            .expect("running curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// The real kubectl against this server, with its own discovery cache.
     pub fn kubectl(&self) -> Command {
         let mut cmd = Command::new("kubectl");

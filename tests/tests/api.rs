@@ -691,43 +691,13 @@ fn dry_run_status_subresource_and_delete_collection() {
 
 #[test]
 fn yaml_bodies_are_accepted_and_malformed_ones_are_bad_requests() {
-    let (tmp, s) = server();
-    let url = {
-        let kubeconfig = std::fs::read_to_string(s.kubeconfig()).unwrap();
-        let line = kubeconfig
-            .lines()
-            .find(|l| l.trim_start().starts_with("server:"))
-            .unwrap()
-            .to_string();
-        line.trim_start()
-            .trim_start_matches("server:")
-            .trim()
-            .trim_matches('"')
-            .to_string()
-    };
-    let tls = s.data_dir.join("tls");
+    let (_tmp, s) = server();
     let curl = |body: &str| {
-        let path = write(tmp.path(), "body.yaml", body);
-        let out = std::process::Command::new("curl")
-            .args([
-                "-sS",
-                "-w",
-                "\n%{http_code}",
-                "-H",
-                "Content-Type: application/yaml",
-                "--data-binary",
-            ])
-            .arg(format!("@{path}"))
-            .arg("--cacert")
-            .arg(tls.join("ca.crt"))
-            .arg("--cert")
-            .arg(tls.join("admin.crt"))
-            .arg("--key")
-            .arg(tls.join("admin.key"))
-            .arg(format!("{url}/api/v1/namespaces/default/configmaps"))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        s.curl(
+            "application/yaml",
+            "/api/v1/namespaces/default/configmaps",
+            body,
+        )
     };
     let created =
         curl("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-yaml\ndata:\n  a: \"1\"\n");
@@ -912,39 +882,9 @@ fn events_print_upstream_columns_and_expire_after_the_event_ttl() {
     }
 }
 
-/// POST a body with the admin certificate (for endpoints kubectl has no verb for).
+/// POST a JSON body as the admin (for endpoints kubectl has no verb for).
 fn post(s: &Server, path: &str, body: &str) -> String {
-    let kubeconfig = std::fs::read_to_string(s.kubeconfig()).unwrap();
-    let line = kubeconfig
-        .lines()
-        .find(|l| l.trim_start().starts_with("server:"))
-        .unwrap();
-    let url = line
-        .trim_start()
-        .trim_start_matches("server:")
-        .trim()
-        .trim_matches('"');
-    let tls = s.data_dir.join("tls");
-    let out = std::process::Command::new("curl")
-        .args([
-            "-sS",
-            "-w",
-            "\n%{http_code}",
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            body,
-            "--cacert",
-        ])
-        .arg(tls.join("ca.crt"))
-        .arg("--cert")
-        .arg(tls.join("admin.crt"))
-        .arg("--key")
-        .arg(tls.join("admin.key"))
-        .arg(format!("{url}{path}"))
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    s.curl("application/json", path, body)
 }
 
 #[test]
