@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::registry::{self, RESOURCES, Resource, SUBRESOURCE_VERBS, VERBS};
+use crate::registry::{self, Resource, SUBRESOURCE_VERBS, VERBS};
 
 /// Which aggregated discovery version the client accepts, if any (v2 preferred).
 pub fn aggregated_version(accept: &str) -> Option<&'static str> {
@@ -55,6 +55,15 @@ fn subresource_entry(r: &Resource, sub: &str) -> Value {
             json!({"subresource": sub, "responseKind": {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"}, "verbs": ["create"]})
         }
         "finalize" => json!({"subresource": sub, "responseKind": gvk(r), "verbs": ["update"]}),
+        "binding" => {
+            json!({"subresource": sub, "responseKind": {"group": "", "version": "v1", "kind": "Binding"}, "verbs": ["create"]})
+        }
+        "eviction" => {
+            json!({"subresource": sub, "responseKind": {"group": "policy", "version": "v1", "kind": "Eviction"}, "verbs": ["create"]})
+        }
+        "scale" => {
+            json!({"subresource": sub, "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"}, "verbs": SUBRESOURCE_VERBS})
+        }
         _ => json!({"subresource": sub, "responseKind": gvk(r), "verbs": SUBRESOURCE_VERBS}),
     }
 }
@@ -65,7 +74,7 @@ pub fn aggregated(core: bool, version: &str) -> Value {
         .into_iter()
         .filter(|(group, _)| group.is_empty() == core)
         .map(|(group, ver)| {
-            let resources: Vec<Value> = RESOURCES.iter().filter(|r| r.group == group && r.version == ver).map(aggregated_resource).collect();
+            let resources: Vec<Value> = registry::all().iter().copied().filter(|r| r.group == group && r.version == ver).map(aggregated_resource).collect();
             let metadata = if core { json!({"creationTimestamp": null}) } else { json!({"name": group, "creationTimestamp": null}) };
             json!({"metadata": metadata, "versions": [{"version": ver, "resources": resources, "freshness": "Current"}]})
         })
@@ -106,8 +115,9 @@ pub fn group(name: &str) -> Option<Value> {
 
 /// Legacy `/api/v1` or `/apis/<group>/<version>`.
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
-    let served: Vec<&Resource> = RESOURCES
+    let served: Vec<&Resource> = registry::all()
         .iter()
+        .copied()
         .filter(|r| r.group == group && r.version == version)
         .collect();
     if served.is_empty() {
@@ -135,13 +145,28 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
                 .pointer("/responseKind/kind")
                 .cloned()
                 .unwrap_or(json!(r.kind));
-            resources.push(json!({
+            let mut legacy = json!({
                 "name": format!("{}/{sub}", r.plural),
                 "singularName": "",
                 "namespaced": r.namespaced,
-                "kind": kind,
-                "verbs": sub_entry["verbs"],
-            }));
+            });
+            let (sub_group, sub_version) = (
+                sub_entry
+                    .pointer("/responseKind/group")
+                    .and_then(Value::as_str),
+                sub_entry
+                    .pointer("/responseKind/version")
+                    .and_then(Value::as_str),
+            );
+            if let (Some(g), Some(v)) = (sub_group, sub_version) {
+                if (g, v) != (r.group, r.version) {
+                    legacy["group"] = json!(g);
+                    legacy["version"] = json!(v);
+                }
+            }
+            legacy["kind"] = kind;
+            legacy["verbs"] = sub_entry["verbs"].clone();
+            resources.push(legacy);
         }
     }
     let group_version = if group.is_empty() {

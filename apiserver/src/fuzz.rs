@@ -8,7 +8,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use serde_json::Value;
 
 use crate::patch::{self, PatchKind};
-use crate::registry::RESOURCES;
+use crate::registry::all;
 use crate::request::{Query, route};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::strategy::Strategy;
@@ -44,7 +44,7 @@ pub fn patches(data: &[u8]) {
 }
 
 pub fn protobuf(data: &[u8]) {
-    for r in RESOURCES {
+    for r in all() {
         let _ = crate::protobuf::decode(r, data);
         let mut framed = b"k8s\0".to_vec();
         framed.extend_from_slice(data);

@@ -3,6 +3,8 @@
 pub mod kubeconfig;
 pub mod tls;
 
+mod cluster;
+mod core;
 mod discovery;
 #[cfg(test)]
 mod fuzz;
@@ -16,9 +18,11 @@ mod request;
 mod rest;
 mod selector;
 mod serve;
+mod service;
 mod status;
 mod strategy;
 mod table;
+mod workloads;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;

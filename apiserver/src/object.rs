@@ -148,3 +148,38 @@ mod tests {
         assert!(t.ends_with('Z'));
     }
 }
+
+/// Set the field at a JSON pointer, creating the objects on the way.
+pub fn set_pointer(object: &mut Value, pointer: &str, value: Value) {
+    let mut at = object;
+    let mut parts = pointer.trim_start_matches('/').split('/').peekable();
+    while let Some(part) = parts.next() {
+        if !at.is_object() {
+            *at = json!({});
+        }
+        let map = at.as_object_mut().expect("just made an object");
+        if parts.peek().is_none() {
+            map.insert(part.to_string(), value);
+            return;
+        }
+        at = map.entry(part.to_string()).or_insert_with(|| json!({}));
+    }
+}
+
+/// Whether anything outside `metadata` and `status` differs (what bumps `metadata.generation`).
+pub fn spec_changed(old: &Value, new: &Value) -> bool {
+    let outside = |o: &Value| -> Vec<(String, Value)> {
+        o.as_object()
+            .map(|m| {
+                let mut fields: Vec<(String, Value)> = m
+                    .iter()
+                    .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status"))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                fields.sort_by(|a, b| a.0.cmp(&b.0));
+                fields
+            })
+            .unwrap_or_default()
+    };
+    outside(old) != outside(new)
+}

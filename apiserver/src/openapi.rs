@@ -7,7 +7,7 @@ use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha512};
 
-use crate::registry::{self, RESOURCES, Resource};
+use crate::registry::{self, Resource};
 
 /// Every group/version document, serialised once.
 pub struct OpenApi {
@@ -204,7 +204,7 @@ impl OpenApi {
             let mut paths = Map::new();
             let mut extra = Map::new();
             let mut kinds = Vec::new();
-            for r in RESOURCES
+            for r in registry::all()
                 .iter()
                 .filter(|r| r.group == group && r.version == version)
             {

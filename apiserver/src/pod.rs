@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::registry::{AGE, Column, NAME};
+use crate::registry::{AGE, BASE, Column, NAME, Resource};
 use crate::status::{ApiError, ApiResult, FieldCause};
 use crate::strategy::{FieldLabel, Strategy};
 
@@ -125,8 +125,8 @@ fn default_container(c: &mut Value) {
     }
 }
 
-/// `SetDefaults_PodSpec` and friends.
-fn default_spec(spec: &mut Value) {
+/// `SetDefaults_PodSpec` and friends (pods and every pod template).
+pub fn default_spec(spec: &mut Value) {
     default_field(spec, "restartPolicy", json!("Always"));
     default_field(spec, "terminationGracePeriodSeconds", json!(30));
     default_field(spec, "dnsPolicy", json!("ClusterFirst"));
@@ -141,35 +141,46 @@ fn default_spec(spec: &mut Value) {
 }
 
 fn validate_spec(name: &str, spec: &Value) -> ApiResult<()> {
+    let causes = spec_causes("spec", spec);
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid("", "Pod", name, causes))
+    }
+}
+
+/// What is wrong with a pod spec found at `path` (`spec`, or `spec.template.spec` in a
+/// template).
+pub fn spec_causes(path: &str, spec: &Value) -> Vec<FieldCause> {
     let mut causes = Vec::new();
     match spec.get("containers").and_then(Value::as_array) {
         Some(list) if !list.is_empty() => {
             for (i, c) in list.iter().enumerate() {
                 let cname = c.get("name").and_then(Value::as_str).unwrap_or("");
                 if cname.is_empty() {
-                    causes.push(FieldCause::required(&format!("spec.containers[{i}].name")));
+                    causes.push(FieldCause::required(&format!(
+                        "{path}.containers[{i}].name"
+                    )));
                 } else {
                     causes.extend(crate::object::validate_name(
                         crate::registry::NameRule::Dns1123Label,
                         cname,
-                        &format!("spec.containers[{i}].name"),
+                        &format!("{path}.containers[{i}].name"),
                     ));
                 }
                 if c.get("image")
                     .and_then(Value::as_str)
                     .is_none_or(str::is_empty)
                 {
-                    causes.push(FieldCause::required(&format!("spec.containers[{i}].image")));
+                    causes.push(FieldCause::required(&format!(
+                        "{path}.containers[{i}].image"
+                    )));
                 }
             }
         }
-        _ => causes.push(FieldCause::required("spec.containers")),
+        _ => causes.push(FieldCause::required(&format!("{path}.containers"))),
     }
-    if causes.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::invalid("", "Pod", name, causes))
-    }
+    causes
 }
 
 const UPDATE_FORBIDDEN: &str = "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
@@ -564,3 +575,17 @@ mod tests {
         assert_eq!(status_and_ready(&init).0, "Init:1/2");
     }
 }
+
+/// The pods resource.
+pub static RESOURCES: &[Resource] = &[Resource {
+    kind: "Pod",
+    plural: "pods",
+    singular: "pod",
+    short_names: &["po"],
+    categories: &["all"],
+    subresources: &["status", "binding"],
+    columns: COLUMNS,
+    strategy: &PODS,
+    schema: |g| g.subschema_for::<k8s_openapi::api::core::v1::Pod>(),
+    ..BASE
+}];

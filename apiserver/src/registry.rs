@@ -1,7 +1,7 @@
 //! The resource table: one entry per served resource drives routing, discovery and table printing.
 
-use k8s_openapi::api::coordination::v1 as coordination;
-use k8s_openapi::api::core::v1 as core;
+use std::sync::LazyLock;
+
 use schemars::{Schema, generate::SchemaGenerator};
 use serde_json::{Value, json};
 
@@ -52,7 +52,50 @@ pub struct Resource {
     pub expires: bool,
     /// Adds the object's schema to an OpenAPI generator and returns a reference to it.
     pub schema: fn(&mut SchemaGenerator) -> Schema,
+    /// `metadata.generation` is 1 on create and bumped on every change to the spec (anything
+    /// outside metadata and status).
+    pub generation: bool,
+    /// Where the `scale` subresource reads and writes the replica count.
+    pub scale: Option<ScalePaths>,
 }
+
+/// JSON pointers the `scale` subresource maps onto `autoscaling/v1` Scale.
+#[derive(Debug)]
+pub struct ScalePaths {
+    pub spec_replicas: &'static str,
+    pub status_replicas: &'static str,
+    /// A label selector object (`metav1.LabelSelector`) serialised into `status.selector`.
+    pub selector: Option<&'static str>,
+}
+
+/// The usual scale paths of workloads (`spec.replicas`, `status.replicas`, `spec.selector`).
+pub const WORKLOAD_SCALE: ScalePaths = ScalePaths {
+    spec_replicas: "/spec/replicas",
+    status_replicas: "/status/replicas",
+    selector: Some("/spec/selector"),
+};
+
+/// What an entry does not say: a namespaced core resource without subresources, columns
+/// beyond NAME and AGE, special behaviour, generation or scale. Entries start from it with
+/// `..BASE`.
+pub const BASE: Resource = Resource {
+    group: "",
+    version: "v1",
+    kind: "",
+    plural: "",
+    singular: "",
+    namespaced: true,
+    short_names: &[],
+    categories: &[],
+    subresources: &[],
+    name_rule: NameRule::Dns1123Subdomain,
+    columns: &[NAME, AGE],
+    strategy: &strategy::PLAIN,
+    expires: false,
+    schema: |g| g.subschema_for::<serde_json::Value>(),
+    generation: false,
+    scale: None,
+};
 
 pub const VERBS: &[&str] = &[
     "create",
@@ -124,7 +167,7 @@ pub const AGE: Column = Column {
 };
 
 /// A string field at `pointer`, or `default`.
-fn text(object: &Value, pointer: &str, default: &str) -> Value {
+pub(crate) fn text(object: &Value, pointer: &str, default: &str) -> Value {
     json!(
         object
             .pointer(pointer)
@@ -133,95 +176,8 @@ fn text(object: &Value, pointer: &str, default: &str) -> Value {
     )
 }
 
-/// A node's STATUS: Ready/NotReady/Unknown from its Ready condition, plus SchedulingDisabled.
-fn node_status(node: &Value) -> Value {
-    let ready = node
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .and_then(|conds| conds.iter().find(|c| c["type"] == "Ready"))
-        .and_then(|c| c["status"].as_str());
-    let mut status = match ready {
-        Some("True") => "Ready".to_string(),
-        Some(_) => "NotReady".to_string(),
-        None => "Unknown".to_string(),
-    };
-    if node.pointer("/spec/unschedulable").and_then(Value::as_bool) == Some(true) {
-        status.push_str(",SchedulingDisabled");
-    }
-    json!(status)
-}
-
-/// A node's ROLES, from `node-role.kubernetes.io/<role>` and `kubernetes.io/role` labels.
-fn node_roles(node: &Value) -> Value {
-    let mut roles: Vec<String> = Vec::new();
-    if let Some(labels) = node.pointer("/metadata/labels").and_then(Value::as_object) {
-        for (k, v) in labels {
-            if let Some(role) = k
-                .strip_prefix("node-role.kubernetes.io/")
-                .filter(|r| !r.is_empty())
-            {
-                roles.push(role.to_string());
-            } else if k == "kubernetes.io/role" {
-                if let Some(role) = v.as_str().filter(|r| !r.is_empty()) {
-                    roles.push(role.to_string());
-                }
-            }
-        }
-    }
-    roles.sort();
-    roles.dedup();
-    json!(if roles.is_empty() {
-        "<none>".to_string()
-    } else {
-        roles.join(",")
-    })
-}
-
-/// An event's OBJECT: `<kind>/<name>` of what it is about.
-fn event_object(event: &Value) -> Value {
-    let kind = text(event, "/involvedObject/kind", "");
-    let name = text(event, "/involvedObject/name", "");
-    json!(format!(
-        "{}/{}",
-        kind.as_str().unwrap_or("").to_lowercase(),
-        name.as_str().unwrap_or("")
-    ))
-}
-
-/// An event's SOURCE: component and host, or the reporting controller and instance.
-fn event_source(event: &Value) -> Value {
-    let pick = |a: &str, b: &str| {
-        let a = event.pointer(a).and_then(Value::as_str).unwrap_or("");
-        if a.is_empty() {
-            event
-                .pointer(b)
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string()
-        } else {
-            a.to_string()
-        }
-    };
-    let component = pick("/source/component", "/reportingComponent");
-    let host = pick("/source/host", "/reportingInstance");
-    json!(if host.is_empty() {
-        component
-    } else {
-        format!("{component}, {host}")
-    })
-}
-
-fn node_address(node: &Value, kind: &str) -> Value {
-    let address = node
-        .pointer("/status/addresses")
-        .and_then(Value::as_array)
-        .and_then(|a| a.iter().find(|addr| addr["type"] == kind))
-        .and_then(|addr| addr["address"].as_str());
-    json!(address.unwrap_or("<none>"))
-}
-
 /// Entries in an object-valued or array-valued field (0 when absent).
-fn len(object: &Value, field: &str) -> usize {
+pub(crate) fn len(object: &Value, field: &str) -> usize {
     match object.get(field) {
         Some(Value::Object(map)) => map.len(),
         Some(Value::Array(items)) => items.len(),
@@ -229,387 +185,54 @@ fn len(object: &Value, field: &str) -> usize {
     }
 }
 
-pub static RESOURCES: &[Resource] = &[
-    Resource {
-        group: "",
-        version: "v1",
-        kind: "Namespace",
-        plural: "namespaces",
-        singular: "namespace",
-        namespaced: false,
-        short_names: &["ns"],
-        categories: &[],
-        subresources: &["status", "finalize"],
-        name_rule: NameRule::Dns1123Label,
-        columns: &[
-            NAME,
-            Column {
-                name: "Status",
-                type_: "string",
-                format: "",
-                description: "The status of the namespace",
-                priority: 0,
-                cell: |o| o.pointer("/status/phase").cloned().unwrap_or(json!("")),
-            },
-            AGE,
-        ],
-        strategy: &strategy::NAMESPACES,
-        expires: false,
-        schema: |g| g.subschema_for::<core::Namespace>(),
-    },
-    Resource {
-        group: "",
-        version: "v1",
-        kind: "ConfigMap",
-        plural: "configmaps",
-        singular: "configmap",
-        namespaced: true,
-        short_names: &["cm"],
-        categories: &[],
-        subresources: &[],
-        name_rule: NameRule::Dns1123Subdomain,
-        columns: &[
-            NAME,
-            Column {
-                name: "Data",
-                type_: "string",
-                format: "",
-                description: "Number of entries in data and binaryData",
-                priority: 0,
-                cell: |o| json!(len(o, "data") + len(o, "binaryData")),
-            },
-            AGE,
-        ],
-        strategy: &strategy::PLAIN,
-        expires: false,
-        schema: |g| g.subschema_for::<core::ConfigMap>(),
-    },
-    Resource {
-        group: "",
-        version: "v1",
-        kind: "Secret",
-        plural: "secrets",
-        singular: "secret",
-        namespaced: true,
-        short_names: &[],
-        categories: &[],
-        subresources: &[],
-        name_rule: NameRule::Dns1123Subdomain,
-        columns: &[
-            NAME,
-            Column {
-                name: "Type",
-                type_: "string",
-                format: "",
-                description: "The type of the secret",
-                priority: 0,
-                cell: |o| o.get("type").cloned().unwrap_or(json!("Opaque")),
-            },
-            Column {
-                name: "Data",
-                type_: "string",
-                format: "",
-                description: "Number of entries in data and stringData",
-                priority: 0,
-                cell: |o| json!(len(o, "data") + len(o, "stringData")),
-            },
-            AGE,
-        ],
-        strategy: &strategy::SECRETS,
-        expires: false,
-        schema: |g| g.subschema_for::<core::Secret>(),
-    },
-    Resource {
-        group: "",
-        version: "v1",
-        kind: "ServiceAccount",
-        plural: "serviceaccounts",
-        singular: "serviceaccount",
-        namespaced: true,
-        short_names: &["sa"],
-        categories: &[],
-        subresources: &["token"],
-        name_rule: NameRule::Dns1123Subdomain,
-        columns: &[
-            NAME,
-            Column {
-                name: "Secrets",
-                type_: "string",
-                format: "",
-                description: "Number of secrets of the service account",
-                priority: 0,
-                cell: |o| json!(len(o, "secrets")),
-            },
-            AGE,
-        ],
-        strategy: &strategy::PLAIN,
-        expires: false,
-        schema: |g| g.subschema_for::<core::ServiceAccount>(),
-    },
-    Resource {
-        group: "coordination.k8s.io",
-        version: "v1",
-        kind: "Lease",
-        plural: "leases",
-        singular: "lease",
-        namespaced: true,
-        short_names: &[],
-        categories: &[],
-        subresources: &[],
-        name_rule: NameRule::Dns1123Subdomain,
-        columns: &[
-            NAME,
-            Column {
-                name: "Holder",
-                type_: "string",
-                format: "",
-                description: "The holder of the lease",
-                priority: 0,
-                cell: |o| {
-                    o.pointer("/spec/holderIdentity")
-                        .cloned()
-                        .unwrap_or(json!(""))
-                },
-            },
-            AGE,
-        ],
-        strategy: &strategy::PLAIN,
-        expires: false,
-        schema: |g| g.subschema_for::<coordination::Lease>(),
-    },
-    Resource {
-        group: "",
-        version: "v1",
-        kind: "Node",
-        plural: "nodes",
-        singular: "node",
-        namespaced: false,
-        short_names: &["no"],
-        categories: &[],
-        subresources: &["status"],
-        name_rule: NameRule::Dns1123Subdomain,
-        columns: &[
-            NAME,
-            Column {
-                name: "Status",
-                type_: "string",
-                format: "",
-                description: "The status of the node",
-                priority: 0,
-                cell: node_status,
-            },
-            Column {
-                name: "Roles",
-                type_: "string",
-                format: "",
-                description: "The roles of the node",
-                priority: 0,
-                cell: node_roles,
-            },
-            AGE,
-            Column {
-                name: "Version",
-                type_: "string",
-                format: "",
-                description: "Kubelet Version reported by the node.",
-                priority: 0,
-                cell: |o| text(o, "/status/nodeInfo/kubeletVersion", ""),
-            },
-            Column {
-                name: "Internal-IP",
-                type_: "string",
-                format: "",
-                description: "List of addresses reachable to the node. Queried from cloud provider, if available. More info: https://kubernetes.io/docs/reference/node/node-status/#addresses",
-                priority: 1,
-                cell: |o| node_address(o, "InternalIP"),
-            },
-            Column {
-                name: "External-IP",
-                type_: "string",
-                format: "",
-                description: "List of addresses reachable to the node. Queried from cloud provider, if available. More info: https://kubernetes.io/docs/reference/node/node-status/#addresses",
-                priority: 1,
-                cell: |o| node_address(o, "ExternalIP"),
-            },
-            Column {
-                name: "OS-Image",
-                type_: "string",
-                format: "",
-                description: "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy)).",
-                priority: 1,
-                cell: |o| text(o, "/status/nodeInfo/osImage", "<unknown>"),
-            },
-            Column {
-                name: "Kernel-Version",
-                type_: "string",
-                format: "",
-                description: "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64).",
-                priority: 1,
-                cell: |o| text(o, "/status/nodeInfo/kernelVersion", "<unknown>"),
-            },
-            Column {
-                name: "Container-Runtime",
-                type_: "string",
-                format: "",
-                description: "ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2).",
-                priority: 1,
-                cell: |o| text(o, "/status/nodeInfo/containerRuntimeVersion", "<unknown>"),
-            },
-        ],
-        strategy: &strategy::NODES,
-        expires: false,
-        schema: |g| g.subschema_for::<core::Node>(),
-    },
-    Resource {
-        group: "",
-        version: "v1",
-        kind: "Event",
-        plural: "events",
-        singular: "event",
-        namespaced: true,
-        short_names: &["ev"],
-        categories: &[],
-        subresources: &[],
-        name_rule: NameRule::Dns1123Subdomain,
-        columns: &[
-            Column {
-                name: "Last Seen",
-                type_: "string",
-                format: "",
-                description: "The time at which the most recent occurrence of this event was recorded.",
-                priority: 0,
-                cell: |o| {
-                    json!(crate::table::since(
-                        o,
-                        &[
-                            "/series/lastObservedTime",
-                            "/lastTimestamp",
-                            "/eventTime",
-                            "/firstTimestamp",
-                            "/metadata/creationTimestamp"
-                        ]
-                    ))
-                },
-            },
-            Column {
-                name: "Type",
-                type_: "string",
-                format: "",
-                description: "Type of this event (Normal, Warning), new types could be added in the future",
-                priority: 0,
-                cell: |o| text(o, "/type", ""),
-            },
-            Column {
-                name: "Reason",
-                type_: "string",
-                format: "",
-                description: "This should be a short, machine understandable string that gives the reason for the transition into the object's current status.",
-                priority: 0,
-                cell: |o| text(o, "/reason", ""),
-            },
-            Column {
-                name: "Object",
-                type_: "string",
-                format: "",
-                description: "The object that this event is about.",
-                priority: 0,
-                cell: event_object,
-            },
-            Column {
-                name: "Subobject",
-                type_: "string",
-                format: "",
-                description: "If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement, such as desiredState.manifest.containers[2].",
-                priority: 1,
-                cell: |o| text(o, "/involvedObject/fieldPath", ""),
-            },
-            Column {
-                name: "Source",
-                type_: "string",
-                format: "",
-                description: "The component reporting this event. Should be a short machine understandable string.",
-                priority: 1,
-                cell: event_source,
-            },
-            Column {
-                name: "Message",
-                type_: "string",
-                format: "",
-                description: "A human-readable description of the status of this operation.",
-                priority: 0,
-                cell: |o| {
-                    json!(
-                        o.get("message")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .trim()
-                    )
-                },
-            },
-            Column {
-                name: "First Seen",
-                type_: "string",
-                format: "",
-                description: "The time at which the event was first recorded. (Time of server receipt is in TypeMeta.)",
-                priority: 1,
-                cell: |o| {
-                    json!(crate::table::since(
-                        o,
-                        &[
-                            "/firstTimestamp",
-                            "/eventTime",
-                            "/metadata/creationTimestamp"
-                        ]
-                    ))
-                },
-            },
-            Column {
-                name: "Count",
-                type_: "string",
-                format: "",
-                description: "The number of times this event has occurred.",
-                priority: 1,
-                cell: |o| {
-                    json!(
-                        o.pointer("/series/count")
-                            .or_else(|| o.get("count"))
-                            .and_then(Value::as_i64)
-                            .unwrap_or(1)
-                    )
-                },
-            },
-            Column {
-                format: "name",
-                priority: 1,
-                ..NAME
-            },
-        ],
-        strategy: &strategy::EVENTS,
-        expires: true,
-        schema: |g| g.subschema_for::<core::Event>(),
-    },
-    Resource {
-        group: "",
-        version: "v1",
-        kind: "Pod",
-        plural: "pods",
-        singular: "pod",
-        namespaced: true,
-        short_names: &["po"],
-        categories: &["all"],
-        subresources: &["status", "binding"],
-        name_rule: NameRule::Dns1123Subdomain,
-        columns: crate::pod::COLUMNS,
-        strategy: &crate::pod::PODS,
-        expires: false,
-        schema: |g| g.subschema_for::<core::Pod>(),
-    },
+/// The API groups in the order upstream's discovery lists them.
+const GROUP_ORDER: &[&str] = &[
+    "",
+    "apiregistration.k8s.io",
+    "apps",
+    "events.k8s.io",
+    "authentication.k8s.io",
+    "authorization.k8s.io",
+    "autoscaling",
+    "batch",
+    "certificates.k8s.io",
+    "networking.k8s.io",
+    "policy",
+    "rbac.authorization.k8s.io",
+    "storage.k8s.io",
+    "admissionregistration.k8s.io",
+    "apiextensions.k8s.io",
+    "scheduling.k8s.io",
+    "coordination.k8s.io",
+    "node.k8s.io",
+    "discovery.k8s.io",
+    "flowcontrol.apiserver.k8s.io",
 ];
+
+/// Every served resource, group by group (core first).
+pub fn all() -> &'static [&'static Resource] {
+    static ALL: LazyLock<Vec<&'static Resource>> = LazyLock::new(|| {
+        let mut all: Vec<&'static Resource> = [
+            crate::core::RESOURCES,
+            crate::pod::RESOURCES,
+            crate::service::RESOURCES,
+            crate::workloads::RESOURCES,
+            crate::cluster::RESOURCES,
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        // Upstream's discovery order of groups; within a group, the order of the entries.
+        all.sort_by_key(|r| GROUP_ORDER.iter().position(|g| *g == r.group));
+        all
+    });
+    &ALL
+}
 
 /// The groups served, in discovery order (core first), each with its versions.
 pub fn groups() -> Vec<(&'static str, &'static str)> {
     let mut groups: Vec<(&str, &str)> = Vec::new();
-    for r in RESOURCES {
+    for r in all() {
         if !groups.contains(&(r.group, r.version)) {
             groups.push((r.group, r.version));
         }
@@ -619,8 +242,9 @@ pub fn groups() -> Vec<(&'static str, &'static str)> {
 
 /// The resource a URL names.
 pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static Resource> {
-    RESOURCES
+    all()
         .iter()
+        .copied()
         .find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 

@@ -326,6 +326,10 @@ impl Rest {
         // (finalize, token) arrive with their issues.
         match (req.subresource.as_deref(), req.verb) {
             (None, _) | (Some("status"), Verb::Get | Verb::Update | Verb::Patch) => {}
+            (Some("scale"), Verb::Get | Verb::Update | Verb::Patch) => {
+                let scale = self.scale(req, body, media, &opts).await?;
+                return Ok(ok(scale));
+            }
             (Some("binding"), Verb::Create) => {
                 json_body()?;
                 return Ok(Reply::Json(
@@ -671,6 +675,9 @@ impl Rest {
         object::remove_meta(&mut object, "deletionTimestamp");
         object::remove_meta(&mut object, "resourceVersion");
         r.strategy.prepare_create(&mut object)?;
+        if r.generation {
+            object::set_meta(&mut object, "generation", json!(1));
+        }
         if opts.dry_run {
             return Ok(object);
         }
@@ -821,6 +828,18 @@ impl Rest {
                 }
             }
             r.strategy.prepare_update(&current, &mut object)?;
+            if let Some(generation) = current
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .filter(|_| r.generation)
+            {
+                let bump = !status_only && object::spec_changed(&current, &object);
+                object::set_meta(
+                    &mut object,
+                    "generation",
+                    json!(generation + i64::from(bump)),
+                );
+            }
             let finalizers = |o: &Value| -> Vec<String> {
                 o.pointer("/metadata/finalizers")
                     .and_then(Value::as_array)
@@ -963,6 +982,124 @@ impl Rest {
             match swapped(outcome, r, name)? {
                 Some(_) => return Ok(object),
                 None => continue,
+            }
+        }
+    }
+
+    /// The `scale` subresource: an `autoscaling/v1` Scale view of the object's replica count;
+    /// a PUT or PATCH of it changes only the replicas.
+    async fn scale(
+        &self,
+        req: &ResourceRequest,
+        body: &[u8],
+        media: &str,
+        opts: &WriteOptions,
+    ) -> ApiResult<Value> {
+        let r = req.resource;
+        let Some(paths) = r.scale.as_ref() else {
+            return Err(ApiError::path_not_found());
+        };
+        let name = self.name(req).to_string();
+        let main = ResourceRequest {
+            subresource: None,
+            ..req.clone()
+        };
+        let as_scale = |object: &Value| -> Value {
+            let meta = object::metadata(object);
+            let pick = |f: &str| meta.and_then(|m| m.get(f)).cloned().unwrap_or(Value::Null);
+            let mut metadata = json!({"name": pick("name")});
+            for field in ["namespace", "uid", "resourceVersion", "creationTimestamp"] {
+                let value = pick(field);
+                if !value.is_null() {
+                    metadata[field] = value;
+                }
+            }
+            let mut status = json!({
+                "replicas": object.pointer(paths.status_replicas).cloned().unwrap_or(json!(0)),
+            });
+            if let Some(selector) = paths.selector.and_then(|p| object.pointer(p)) {
+                let text = match selector {
+                    Value::String(s) => s.clone(),
+                    other => crate::selector::label_selector_string(other),
+                };
+                if !text.is_empty() {
+                    status["selector"] = json!(text);
+                }
+            }
+            json!({
+                "kind": "Scale",
+                "apiVersion": "autoscaling/v1",
+                "metadata": metadata,
+                "spec": {"replicas": object.pointer(paths.spec_replicas).cloned().unwrap_or(json!(0))},
+                "status": status,
+            })
+        };
+        let replicas = |scale: &Value| -> ApiResult<i64> {
+            let value = scale.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
+            match value.as_i64() {
+                Some(n) if (0..=i64::from(i32::MAX)).contains(&n) => Ok(n),
+                Some(n) if n < 0 => Err(ApiError::invalid(
+                    "autoscaling",
+                    "Scale",
+                    &name,
+                    vec![FieldCause::invalid(
+                        "spec.replicas",
+                        &n.to_string(),
+                        "must be greater than or equal to 0",
+                    )],
+                )),
+                _ => Err(ApiError::bad_request(format!(
+                    "Scale in version \"v1\" cannot be handled as a Scale: spec.replicas: {value} is not an int32"
+                ))),
+            }
+        };
+        match req.verb {
+            Verb::Get => Ok(as_scale(&self.get(&main).await?.0)),
+            Verb::Update => {
+                if !matches!(media, "application/json" | "application/yaml" | "") {
+                    return Err(ApiError::unsupported_media_type(media));
+                }
+                let scale: Value = match media {
+                    "application/yaml" => serde_norway::from_slice(body).map_err(|e| {
+                        ApiError::bad_request(format!("error converting YAML to JSON: {e}"))
+                    })?,
+                    _ => serde_json::from_slice(body).map_err(|e| {
+                        ApiError::bad_request(format!("error decoding request body: {e}"))
+                    })?,
+                };
+                let wanted = replicas(&scale)?;
+                let precondition = meta_str(&scale, "resourceVersion")
+                    .filter(|rv| !rv.is_empty())
+                    .map(parse_rv)
+                    .transpose()?;
+                let object = self
+                    .modify(&main, precondition, opts, |current| {
+                        let mut object = current.clone();
+                        object::set_pointer(&mut object, paths.spec_replicas, json!(wanted));
+                        Ok(object)
+                    })
+                    .await?;
+                Ok(as_scale(&object))
+            }
+            _ => {
+                let kind = PatchKind::from_content_type(media)
+                    .ok_or_else(|| ApiError::unsupported_media_type(media))?;
+                let object = self
+                    .modify(&main, None, opts, |current| {
+                        let scale = as_scale(current);
+                        let patched = patch::apply(kind, &scale, body)?;
+                        if meta_str(&patched, "resourceVersion")
+                            .is_some_and(|rv| Some(rv) != meta_str(current, "resourceVersion"))
+                        {
+                            return Err(ApiError::conflict(r.group, r.plural, &name));
+                        }
+                        let wanted = replicas(&patched)?;
+                        let mut object = current.clone();
+                        object::set_pointer(&mut object, paths.spec_replicas, json!(wanted));
+                        Ok(object)
+                    })
+                    .await?;
+                Ok(as_scale(&object))
             }
         }
     }
