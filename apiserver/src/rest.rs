@@ -325,7 +325,8 @@ impl Rest {
         // Subresources: `status` (get, update, patch) where the resource has one; the others
         // (finalize, token) arrive with their issues.
         match (req.subresource.as_deref(), req.verb) {
-            (None, _) | (Some("status"), Verb::Get | Verb::Update | Verb::Patch) => {}
+            (None, _)
+            | (Some("status" | "approval"), Verb::Get | Verb::Update | Verb::Patch) => {}
             (Some("scale"), Verb::Get | Verb::Update | Verb::Patch) => {
                 let scale = self.scale(req, body, media, &opts).await?;
                 return Ok(ok(scale));
@@ -788,7 +789,8 @@ impl Rest {
     ) -> ApiResult<Value> {
         let r = req.resource;
         let name = self.name(req);
-        let status_only = req.subresource.as_deref() == Some("status");
+        // `approval` (certificate signing requests) writes status conditions like `status`.
+        let status_only = matches!(req.subresource.as_deref(), Some("status" | "approval"));
         let has_status = r.subresources.contains(&"status");
         loop {
             let (current, revision) = self.get(req).await?;
