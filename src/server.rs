@@ -6,8 +6,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{AgentArgs, ServerArgs};
 
-/// Start the store (and, as later issues land, the API server, controllers, scheduler, web and
-/// agent), then run until SIGINT or SIGTERM.
+/// Start the store, the API server and the controllers (and, as later issues land, the
+/// scheduler, web and agent), then run until SIGINT or SIGTERM. The controllers ending early
+/// shuts everything down.
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     spawn_signal_handler(shutdown.clone())?;
@@ -52,11 +53,62 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         "k1s server running; use it with: kubectl --kubeconfig {}",
         api.kubeconfig.display()
     );
+    let controllers = tokio::spawn(k1s_controllers::run(
+        controllers_client(&args, &api)?,
+        shutdown.clone(),
+    ));
     shutdown.cancelled().await;
     tracing::info!("shutting down");
     let _ = api.task.await;
+    let controllers = controllers
+        .await
+        .context("the controllers task failed")?
+        .context("the controllers stopped");
     store.close().await.context("closing the store")?;
-    Ok(())
+    controllers
+}
+
+/// The controllers' connection to this server: loopback when it listens on every address, and
+/// a client certificate for `system:kube-controller-manager` minted by the cluster CA at each
+/// start (held in memory only).
+// FIXME(security issue): each controller gets its own service-account identity, and RBAC then
+// limits it; until then any cluster-CA certificate is admin.
+fn controllers_client(
+    args: &ServerArgs,
+    api: &k1s_apiserver::Running,
+) -> anyhow::Result<k1s_controllers::ClientConfig> {
+    use k1s_apiserver::tls;
+    let dir = args.data_dir.join("tls");
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name))
+            .with_context(|| format!("cannot read {}", dir.join(name).display()))
+    };
+    let cluster = tls::ClusterTls {
+        ca_cert_pem: read("ca.crt")?,
+        ca_key_pem: read("ca.key")?,
+        server_cert_pem: String::new(),
+        server_key_pem: String::new(),
+        admin_cert_pem: String::new(),
+        admin_key_pem: String::new(),
+    };
+    let (cert_pem, key_pem) =
+        tls::issue_client_cert(&cluster, "system:kube-controller-manager", &[])
+            .context("cannot issue the controllers' client certificate")?;
+    let ip = match api.local_addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    Ok(k1s_controllers::ClientConfig {
+        server: format!(
+            "https://{}",
+            std::net::SocketAddr::new(ip, api.local_addr.port())
+        ),
+        ca_pem: cluster.ca_cert_pem,
+        cert_pem,
+        key_pem,
+        user_agent: format!("k1s/{} kube-controller-manager", env!("CARGO_PKG_VERSION")),
+    })
 }
 
 /// `k1s agent`: joining a server arrives with the agent issue.

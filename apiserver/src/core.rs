@@ -94,6 +94,121 @@ fn node_address(node: &Value, kind: &str) -> Value {
     json!(address.unwrap_or("<none>"))
 }
 
+/// Event columns (core/v1 and, through conversion, events.k8s.io/v1).
+pub const EVENT_COLUMNS: &[Column] = &[
+    Column {
+        name: "Last Seen",
+        type_: "string",
+        format: "",
+        description: "The time at which the most recent occurrence of this event was recorded.",
+        priority: 0,
+        cell: |o| {
+            json!(crate::table::since(
+                o,
+                &[
+                    "/series/lastObservedTime",
+                    "/lastTimestamp",
+                    "/eventTime",
+                    "/firstTimestamp",
+                    "/metadata/creationTimestamp"
+                ]
+            ))
+        },
+    },
+    Column {
+        name: "Type",
+        type_: "string",
+        format: "",
+        description: "Type of this event (Normal, Warning), new types could be added in the future",
+        priority: 0,
+        cell: |o| text(o, "/type", ""),
+    },
+    Column {
+        name: "Reason",
+        type_: "string",
+        format: "",
+        description: "This should be a short, machine understandable string that gives the reason for the transition into the object's current status.",
+        priority: 0,
+        cell: |o| text(o, "/reason", ""),
+    },
+    Column {
+        name: "Object",
+        type_: "string",
+        format: "",
+        description: "The object that this event is about.",
+        priority: 0,
+        cell: event_object,
+    },
+    Column {
+        name: "Subobject",
+        type_: "string",
+        format: "",
+        description: "If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement, such as desiredState.manifest.containers[2].",
+        priority: 1,
+        cell: |o| text(o, "/involvedObject/fieldPath", ""),
+    },
+    Column {
+        name: "Source",
+        type_: "string",
+        format: "",
+        description: "The component reporting this event. Should be a short machine understandable string.",
+        priority: 1,
+        cell: event_source,
+    },
+    Column {
+        name: "Message",
+        type_: "string",
+        format: "",
+        description: "A human-readable description of the status of this operation.",
+        priority: 0,
+        cell: |o| {
+            json!(
+                o.get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .trim()
+            )
+        },
+    },
+    Column {
+        name: "First Seen",
+        type_: "string",
+        format: "",
+        description: "The time at which the event was first recorded. (Time of server receipt is in TypeMeta.)",
+        priority: 1,
+        cell: |o| {
+            json!(crate::table::since(
+                o,
+                &[
+                    "/firstTimestamp",
+                    "/eventTime",
+                    "/metadata/creationTimestamp"
+                ]
+            ))
+        },
+    },
+    Column {
+        name: "Count",
+        type_: "string",
+        format: "",
+        description: "The number of times this event has occurred.",
+        priority: 1,
+        cell: |o| {
+            json!(
+                o.pointer("/series/count")
+                    .or_else(|| o.get("count"))
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1)
+            )
+        },
+    },
+    Column {
+        format: "name",
+        priority: 1,
+        ..NAME
+    },
+];
+
 pub static RESOURCES: &[Resource] = &[
     Resource {
         group: "",
@@ -342,119 +457,7 @@ pub static RESOURCES: &[Resource] = &[
         categories: &[],
         subresources: &[],
         name_rule: NameRule::Dns1123Subdomain,
-        columns: &[
-            Column {
-                name: "Last Seen",
-                type_: "string",
-                format: "",
-                description: "The time at which the most recent occurrence of this event was recorded.",
-                priority: 0,
-                cell: |o| {
-                    json!(crate::table::since(
-                        o,
-                        &[
-                            "/series/lastObservedTime",
-                            "/lastTimestamp",
-                            "/eventTime",
-                            "/firstTimestamp",
-                            "/metadata/creationTimestamp"
-                        ]
-                    ))
-                },
-            },
-            Column {
-                name: "Type",
-                type_: "string",
-                format: "",
-                description: "Type of this event (Normal, Warning), new types could be added in the future",
-                priority: 0,
-                cell: |o| text(o, "/type", ""),
-            },
-            Column {
-                name: "Reason",
-                type_: "string",
-                format: "",
-                description: "This should be a short, machine understandable string that gives the reason for the transition into the object's current status.",
-                priority: 0,
-                cell: |o| text(o, "/reason", ""),
-            },
-            Column {
-                name: "Object",
-                type_: "string",
-                format: "",
-                description: "The object that this event is about.",
-                priority: 0,
-                cell: event_object,
-            },
-            Column {
-                name: "Subobject",
-                type_: "string",
-                format: "",
-                description: "If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement, such as desiredState.manifest.containers[2].",
-                priority: 1,
-                cell: |o| text(o, "/involvedObject/fieldPath", ""),
-            },
-            Column {
-                name: "Source",
-                type_: "string",
-                format: "",
-                description: "The component reporting this event. Should be a short machine understandable string.",
-                priority: 1,
-                cell: event_source,
-            },
-            Column {
-                name: "Message",
-                type_: "string",
-                format: "",
-                description: "A human-readable description of the status of this operation.",
-                priority: 0,
-                cell: |o| {
-                    json!(
-                        o.get("message")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .trim()
-                    )
-                },
-            },
-            Column {
-                name: "First Seen",
-                type_: "string",
-                format: "",
-                description: "The time at which the event was first recorded. (Time of server receipt is in TypeMeta.)",
-                priority: 1,
-                cell: |o| {
-                    json!(crate::table::since(
-                        o,
-                        &[
-                            "/firstTimestamp",
-                            "/eventTime",
-                            "/metadata/creationTimestamp"
-                        ]
-                    ))
-                },
-            },
-            Column {
-                name: "Count",
-                type_: "string",
-                format: "",
-                description: "The number of times this event has occurred.",
-                priority: 1,
-                cell: |o| {
-                    json!(
-                        o.pointer("/series/count")
-                            .or_else(|| o.get("count"))
-                            .and_then(Value::as_i64)
-                            .unwrap_or(1)
-                    )
-                },
-            },
-            Column {
-                format: "name",
-                priority: 1,
-                ..NAME
-            },
-        ],
+        columns: EVENT_COLUMNS,
         strategy: &strategy::EVENTS,
         expires: true,
         schema: |g| g.subschema_for::<core::Event>(),

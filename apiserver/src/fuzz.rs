@@ -40,7 +40,7 @@ pub fn patches(data: &[u8]) {
     };
     let original: Value = serde_json::from_str(&input.original)
         .unwrap_or_else(|_| serde_json::json!({"metadata": {"name": "a"}}));
-    let _ = patch::apply(kind, &original, &input.patch);
+    let _ = patch::apply(kind, &original, &input.patch, None);
 }
 
 pub fn protobuf(data: &[u8]) {
@@ -49,6 +49,33 @@ pub fn protobuf(data: &[u8]) {
         let mut framed = b"k8s\0".to_vec();
         framed.extend_from_slice(data);
         let _ = crate::protobuf::decode(r, &framed);
+    }
+    // The bytes as one typed message past the envelope, of a kind picked by the bytes, so every
+    // kind gets its share of inputs: the served ones, and kinds that only arrive in bodies
+    // (subresources, nested schemas, raw JSON).
+    let extra = [
+        ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
+        ("authentication.k8s.io/v1", "TokenRequest"),
+        ("authorization.k8s.io/v1", "SubjectAccessReview"),
+        ("policy/v1", "Eviction"),
+        ("autoscaling/v1", "Scale"),
+        ("apps/v1", "ControllerRevision"),
+    ];
+    let kinds: Vec<(String, &str)> = all()
+        .iter()
+        .map(|r| (r.api_version(), r.kind))
+        .chain(extra.iter().map(|(v, k)| (v.to_string(), *k)))
+        .collect();
+    let pick = data.iter().fold(data.len(), |h, b| {
+        h.wrapping_mul(31).wrapping_add(usize::from(*b))
+    });
+    let (api_version, kind) = &kinds[pick % kinds.len()];
+    let _ = crate::protobuf::decode_raw(api_version, kind, data);
+    // A whole framed body (the corpus holds some) by its own kind, and every truncation of it.
+    if data.starts_with(b"k8s\0") {
+        for end in 0..=data.len() {
+            let _ = crate::protobuf::decode_object(&data[..end]);
+        }
     }
 }
 

@@ -3,14 +3,18 @@
 pub mod kubeconfig;
 pub mod tls;
 
+mod cache;
 mod cluster;
 mod core;
 mod discovery;
+mod events;
 #[cfg(test)]
 mod fuzz;
+mod managed;
 mod object;
 mod openapi;
 mod patch;
+mod patchmeta;
 mod pod;
 mod protobuf;
 mod registry;
@@ -63,7 +67,7 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot create the initial namespace {name}: {message}")]
+    #[error("cannot create the initial object {name}: {message}")]
     Bootstrap { name: String, message: String },
 }
 
@@ -112,6 +116,7 @@ pub async fn start(config: Config, store: Store, shutdown: CancellationToken) ->
     let verifier = tls::ClientVerifier::new(&cluster_tls).map_err(tls_err)?;
 
     let rest = rest::Rest {
+        cache: cache::WatchCache::new(store.clone()),
         store,
         openapi: openapi::OpenApi::build(),
         event_ttl: config.event_ttl,
@@ -140,6 +145,16 @@ pub async fn start(config: Config, store: Store, shutdown: CancellationToken) ->
         })?;
     }
 
+    // Where pods reach this server: the bind address, or the host's first address.
+    let advertise = match config.bind_address {
+        ip if !ip.is_unspecified() => ip,
+        _ => tls::host_ips()
+            .into_iter()
+            .find(IpAddr::is_ipv4)
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+    };
+    bootstrap_service(&rest, advertise, local_addr.port()).await?;
+
     let api = Arc::new(serve::Api {
         rest,
         verifier,
@@ -155,6 +170,35 @@ pub async fn start(config: Config, store: Store, shutdown: CancellationToken) ->
     })
 }
 
+/// Free allocations a crash leaked, then create or refresh the `default/kubernetes` Service,
+/// Endpoints and EndpointSlice so they point at this server.
+async fn bootstrap_service(rest: &rest::Rest, address: IpAddr, port: u16) -> Result<()> {
+    let services = registry::find("", "v1", "services").expect("services are served");
+    let freed = service::repair(&rest.store, services)
+        .await
+        .map_err(|e| Error::Bootstrap {
+            name: "service allocations".into(),
+            message: e.message,
+        })?;
+    if freed > 0 {
+        tracing::info!(freed, "freed leaked service allocations");
+    }
+    for (plural, object) in service::kubernetes_objects(&address.to_string(), port) {
+        let group = object["apiVersion"]
+            .as_str()
+            .and_then(|v| v.split_once('/'))
+            .map_or("", |(g, _)| g);
+        let resource = registry::find(group, "v1", plural).expect("bootstrap kinds are served");
+        rest.ensure_object(resource, Some("default"), &object)
+            .await
+            .map_err(|e| Error::Bootstrap {
+                name: format!("default/kubernetes {plural}"),
+                message: e.message,
+            })?;
+    }
+    Ok(())
+}
+
 /// Create the initial namespaces unless they exist.
 async fn bootstrap(rest: &rest::Rest) -> Result<()> {
     for name in INITIAL_NAMESPACES {
@@ -168,6 +212,23 @@ async fn bootstrap(rest: &rest::Rest) -> Result<()> {
             Err(e) => {
                 return Err(Error::Bootstrap {
                     name: name.to_string(),
+                    message: e.message,
+                });
+            }
+        }
+    }
+    for (plural, object) in cluster::bootstrap_objects() {
+        let group = object["apiVersion"]
+            .as_str()
+            .and_then(|v| v.split_once('/'))
+            .map_or("", |(g, _)| g);
+        let resource = registry::find(group, "v1", plural).expect("bootstrap kinds are served");
+        match rest.create_object(resource, None, &object).await {
+            Ok(_) => {}
+            Err(e) if e.reason == "AlreadyExists" => {}
+            Err(e) => {
+                return Err(Error::Bootstrap {
+                    name: format!("{plural}/{}", object["metadata"]["name"]),
                     message: e.message,
                 });
             }

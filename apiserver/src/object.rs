@@ -107,6 +107,30 @@ pub fn validate_name(rule: NameRule, name: &str, field: &str) -> Vec<FieldCause>
                 causes.push(FieldCause::invalid(field, name, DNS1123_SUBDOMAIN_MSG));
             }
         }
+        NameRule::PathSegment => {
+            if name.is_empty() {
+                causes.push(FieldCause {
+                    message: "Required value: name or generateName is required".into(),
+                    ..FieldCause::required(field)
+                });
+            } else if name == "." || name == ".." {
+                causes.push(FieldCause::invalid(
+                    field,
+                    name,
+                    &format!("may not be '{name}'"),
+                ));
+            } else {
+                for bad in ["/", "%"] {
+                    if name.contains(bad) {
+                        causes.push(FieldCause::invalid(
+                            field,
+                            name,
+                            &format!("may not contain '{bad}'"),
+                        ));
+                    }
+                }
+            }
+        }
     }
     causes
 }
@@ -117,36 +141,6 @@ pub fn random_suffix() -> String {
     (0..5)
         .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names() {
-        assert!(validate_name(NameRule::Dns1123Subdomain, "a.b-c", "metadata.name").is_empty());
-        assert_eq!(
-            validate_name(NameRule::Dns1123Subdomain, "Bad_Name", "metadata.name").len(),
-            1
-        );
-        assert_eq!(
-            validate_name(NameRule::Dns1123Label, "a.b", "metadata.name").len(),
-            1
-        );
-        assert_eq!(
-            validate_name(NameRule::Dns1123Label, &"a".repeat(64), "metadata.name").len(),
-            1
-        );
-        assert!(validate_name(NameRule::Dns1123Label, "kube-system", "metadata.name").is_empty());
-    }
-
-    #[test]
-    fn timestamps_are_rfc3339_seconds() {
-        let t = now_rfc3339();
-        assert_eq!(t.len(), 20);
-        assert!(t.ends_with('Z'));
-    }
 }
 
 /// Set the field at a JSON pointer, creating the objects on the way.
@@ -182,4 +176,34 @@ pub fn spec_changed(old: &Value, new: &Value) -> bool {
             .unwrap_or_default()
     };
     outside(old) != outside(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(validate_name(NameRule::Dns1123Subdomain, "a.b-c", "metadata.name").is_empty());
+        assert_eq!(
+            validate_name(NameRule::Dns1123Subdomain, "Bad_Name", "metadata.name").len(),
+            1
+        );
+        assert_eq!(
+            validate_name(NameRule::Dns1123Label, "a.b", "metadata.name").len(),
+            1
+        );
+        assert_eq!(
+            validate_name(NameRule::Dns1123Label, &"a".repeat(64), "metadata.name").len(),
+            1
+        );
+        assert!(validate_name(NameRule::Dns1123Label, "kube-system", "metadata.name").is_empty());
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_seconds() {
+        let t = now_rfc3339();
+        assert_eq!(t.len(), 20);
+        assert!(t.ends_with('Z'));
+    }
 }

@@ -7,6 +7,7 @@ use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha512};
 
+use crate::patchmeta;
 use crate::registry::{self, Resource};
 
 /// Every group/version document, serialised once.
@@ -219,6 +220,7 @@ impl OpenApi {
             }
             let mut schemas = generator.take_definitions(true);
             schemas.extend(extra);
+            annotate(&mut schemas);
             for (name, gvk) in kinds {
                 if let Some(Value::Object(schema)) = schemas.get_mut(&name) {
                     schema.insert("x-kubernetes-group-version-kind".into(), json!([gvk]));
@@ -282,6 +284,37 @@ impl OpenApi {
                 .then(|| name.clone())
         })?;
         Some((&doc.schemas, name))
+    }
+
+    /// The type of a resource's objects, for strategic merge patches.
+    pub fn patch_schema(&self, r: &Resource) -> Option<crate::patch::Schema<'_>> {
+        let (schemas, root) = self.schema_of(r)?;
+        crate::patch::Schema::new(schemas, &root)
+    }
+}
+
+/// Add upstream's patch and list metadata (`x-kubernetes-patch-merge-key`,
+/// `x-kubernetes-patch-strategy`, `x-kubernetes-list-type`, `x-kubernetes-list-map-keys`,
+/// `x-kubernetes-map-type`) to the definitions and their properties, as upstream publishes them:
+/// kubectl computes `apply` patches from them, and strategic merge patches follow them.
+pub(crate) fn annotate(schemas: &mut Map<String, Value>) {
+    for (name, schema) in schemas.iter_mut() {
+        let Value::Object(schema) = schema else {
+            continue;
+        };
+        if let Some(map_type) = patchmeta::definition_map_type(name) {
+            schema.insert("x-kubernetes-map-type".into(), json!(map_type));
+        }
+        let Some(Value::Object(properties)) = schema.get_mut("properties") else {
+            continue;
+        };
+        for field in patchmeta::fields_of(name) {
+            if let Some(Value::Object(property)) = properties.get_mut(field.name) {
+                for (key, value) in field.extensions() {
+                    property.insert(key.into(), value);
+                }
+            }
+        }
     }
 }
 
@@ -439,5 +472,74 @@ mod tests {
             object,
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "v"}})
         );
+    }
+
+    #[test]
+    fn publishes_patch_metadata() {
+        let api = OpenApi::build();
+        let doc: Value = serde_json::from_slice(&api.document("api/v1", None).unwrap().0).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let containers = &schemas["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
+        assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
+        assert_eq!(containers["x-kubernetes-patch-strategy"], "merge");
+        assert_eq!(containers["x-kubernetes-list-type"], "map");
+        assert_eq!(containers["x-kubernetes-list-map-keys"], json!(["name"]));
+        let volumes = &schemas["io.k8s.api.core.v1.PodSpec"]["properties"]["volumes"];
+        assert_eq!(volumes["x-kubernetes-patch-strategy"], "merge,retainKeys");
+        let ports = &schemas["io.k8s.api.core.v1.ServiceSpec"]["properties"]["ports"];
+        assert_eq!(ports["x-kubernetes-patch-merge-key"], "port");
+        assert_eq!(
+            ports["x-kubernetes-list-map-keys"],
+            json!(["port", "protocol"])
+        );
+        let selector = &schemas["io.k8s.api.core.v1.ServiceSpec"]["properties"]["selector"];
+        assert_eq!(selector["x-kubernetes-map-type"], "atomic");
+        let meta = &schemas["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"]["properties"];
+        assert_eq!(
+            meta["ownerReferences"]["x-kubernetes-patch-merge-key"],
+            "uid"
+        );
+        assert_eq!(meta["finalizers"]["x-kubernetes-patch-strategy"], "merge");
+        assert_eq!(meta["finalizers"]["x-kubernetes-list-type"], "set");
+        assert_eq!(
+            schemas["io.k8s.api.core.v1.LocalObjectReference"]["x-kubernetes-map-type"],
+            "atomic"
+        );
+    }
+
+    /// Every field the table names for a published definition is a property of it: the
+    /// table's names are the names k8s-openapi's schemas use. The table is generated from a
+    /// newer release; these fields are newer than the API k1s serves.
+    #[test]
+    fn patch_metadata_names_published_fields() {
+        const NEWER: &[&str] = &["declaredFeatures", "restartPolicyRules"];
+        let api = OpenApi::build();
+        let mut annotated = 0;
+        for (path, doc) in &api.docs {
+            for (name, schema) in &doc.schemas {
+                for field in patchmeta::fields_of(name) {
+                    let property = schema.pointer(&format!("/properties/{}", field.name));
+                    match property {
+                        Some(p) => {
+                            for (key, value) in field.extensions() {
+                                assert_eq!(
+                                    p.get(key),
+                                    Some(&value),
+                                    "{path} {name}.{}",
+                                    field.name
+                                );
+                            }
+                            annotated += 1;
+                        }
+                        None => assert!(
+                            NEWER.contains(&field.name),
+                            "{path}: {name} has no field {}",
+                            field.name
+                        ),
+                    }
+                }
+            }
+        }
+        assert!(annotated > 100, "{annotated}");
     }
 }

@@ -509,6 +509,20 @@ pub const COLUMNS: &[Column] = &[
     },
 ];
 
+/// The pods resource.
+pub static RESOURCES: &[Resource] = &[Resource {
+    kind: "Pod",
+    plural: "pods",
+    singular: "pod",
+    short_names: &["po"],
+    categories: &["all"],
+    subresources: &["status", "binding"],
+    columns: COLUMNS,
+    strategy: &PODS,
+    schema: |g| g.subschema_for::<k8s_openapi::api::core::v1::Pod>(),
+    ..BASE
+}];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -575,17 +589,3 @@ mod tests {
         assert_eq!(status_and_ready(&init).0, "Init:1/2");
     }
 }
-
-/// The pods resource.
-pub static RESOURCES: &[Resource] = &[Resource {
-    kind: "Pod",
-    plural: "pods",
-    singular: "pod",
-    short_names: &["po"],
-    categories: &["all"],
-    subresources: &["status", "binding"],
-    columns: COLUMNS,
-    strategy: &PODS,
-    schema: |g| g.subschema_for::<k8s_openapi::api::core::v1::Pod>(),
-    ..BASE
-}];

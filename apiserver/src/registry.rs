@@ -14,6 +14,9 @@ pub enum NameRule {
     Dns1123Label,
     /// RFC 1123 subdomain (most resources).
     Dns1123Subdomain,
+    /// Any name usable as a URL path segment: not `.` or `..`, no `/` or `%` (RBAC roles and
+    /// bindings, certificate signing requests, APIServices).
+    PathSegment,
 }
 
 /// A `kubectl get` column.
@@ -57,6 +60,18 @@ pub struct Resource {
     pub generation: bool,
     /// Where the `scale` subresource reads and writes the replica count.
     pub scale: Option<ScalePaths>,
+    /// Objects are stored as another resource's (events.k8s.io events as core events) under
+    /// that resource's prefix, converted on every read and write.
+    pub conversion: Option<&'static Conversion>,
+}
+
+/// A served version whose objects live in another resource's storage.
+#[derive(Debug)]
+pub struct Conversion {
+    /// `/registry/core/events/`: the storage prefix shared with the stored form.
+    pub prefix: &'static str,
+    pub from_stored: fn(Value) -> Value,
+    pub to_stored: fn(Value) -> Value,
 }
 
 /// JSON pointers the `scale` subresource maps onto `autoscaling/v1` Scale.
@@ -95,6 +110,7 @@ pub const BASE: Resource = Resource {
     schema: |g| g.subschema_for::<serde_json::Value>(),
     generation: false,
     scale: None,
+    conversion: None,
 };
 
 pub const VERBS: &[&str] = &[
@@ -121,6 +137,9 @@ impl Resource {
 
     /// The store prefix holding every object of this resource.
     pub fn prefix(&self) -> String {
+        if let Some(conversion) = self.conversion {
+            return conversion.prefix.to_string();
+        }
         let group = if self.group.is_empty() {
             "core"
         } else {
@@ -216,6 +235,7 @@ pub fn all() -> &'static [&'static Resource] {
             crate::core::RESOURCES,
             crate::pod::RESOURCES,
             crate::service::RESOURCES,
+            crate::events::RESOURCES,
             crate::workloads::RESOURCES,
             crate::cluster::RESOURCES,
         ]

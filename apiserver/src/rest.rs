@@ -15,10 +15,13 @@ use tokio::sync::mpsc;
 
 use crate::object::{self, meta_str};
 use crate::openapi::OpenApi;
+use crate::cache::{CachedItem, Freshness, WatchCache};
+use crate::managed;
 use crate::patch::{self, PatchKind};
 use crate::registry::{self, Resource};
 use crate::request::{Query, ResourceRequest, Verb};
 use crate::selector::{FieldSelector, LabelSelector};
+use crate::service;
 use crate::status::{ApiError, ApiResult, FieldCause};
 use crate::table;
 
@@ -44,6 +47,7 @@ pub struct Rest {
     pub openapi: OpenApi,
     /// How long objects of expiring resources (events) live after their last write.
     pub event_ttl: Duration,
+    pub cache: WatchCache,
 }
 
 /// What to do with fields the schema does not know (`fieldValidation`).
@@ -137,10 +141,28 @@ struct WriteOptions {
     validation: FieldValidation,
     /// `dryRun=All`: do everything but persist.
     dry_run: bool,
+    /// Who the write's fields belong to (`metadata.managedFields`).
+    manager: String,
+    /// A server-side apply: ownership comes from the applied configuration, not the diff.
+    apply: bool,
+    /// The subresource a write through the main object stands for (`scale`), for
+    /// managedFields.
+    via: &'static str,
 }
 
 impl WriteOptions {
-    fn from_query(query: &Query) -> ApiResult<WriteOptions> {
+    /// Options of the server's own writes (bootstrap objects).
+    fn internal() -> WriteOptions {
+        WriteOptions {
+            validation: FieldValidation::Strict,
+            dry_run: false,
+            manager: "k1s".into(),
+            apply: false,
+            via: "",
+        }
+    }
+
+    fn from_query(query: &Query, user_agent: &str) -> ApiResult<WriteOptions> {
         let dry_run = match query.get("dryRun") {
             None => false,
             Some("All") => true,
@@ -150,9 +172,28 @@ impl WriteOptions {
                 )));
             }
         };
+        let field_manager = query.get("fieldManager");
+        if field_manager.is_some_and(|m| m.len() > managed::MAX_MANAGER_LENGTH) {
+            return Err(ApiError::invalid(
+                "meta.k8s.io",
+                "PatchOptions",
+                "",
+                vec![FieldCause {
+                    reason: "FieldValueTooLong",
+                    field: "fieldManager".into(),
+                    message: format!(
+                        "Too long: may not be more than {} bytes",
+                        managed::MAX_MANAGER_LENGTH
+                    ),
+                }],
+            ));
+        }
         Ok(WriteOptions {
             validation: FieldValidation::from_query(query)?,
             dry_run,
+            manager: managed::manager_name(field_manager, user_agent),
+            apply: false,
+            via: "",
         })
     }
 }
@@ -186,16 +227,126 @@ fn store_error(e: StoreError) -> ApiError {
 }
 
 /// A stored object, decoded, with its resourceVersion set from the store revision.
+/// Where a list reads from.
+enum ListRead {
+    /// The watch cache, as fresh as asked.
+    Cache(Freshness),
+    /// The store at an exact revision (`None`: current), resuming after a key.
+    Store(Option<Revision>, Option<Bytes>),
+}
+
+/// Upstream's `ValidateListOptions` and the read a list's resourceVersion, match and continue
+/// ask for.
+fn list_read(query: &Query) -> ApiResult<ListRead> {
+    let rv = query.get("resourceVersion").filter(|rv| !rv.is_empty());
+    let continue_token = query.get("continue").filter(|c| !c.is_empty());
+    let mut causes = Vec::new();
+    if let Some(rv_match) = query.get("resourceVersionMatch").filter(|m| !m.is_empty()) {
+        if rv.is_none() {
+            causes.push(FieldCause::forbidden(
+                "resourceVersionMatch",
+                "resourceVersionMatch is forbidden unless resourceVersion is provided",
+            ));
+        }
+        if continue_token.is_some() {
+            causes.push(FieldCause::forbidden(
+                "resourceVersionMatch",
+                "resourceVersionMatch is forbidden when continue is provided",
+            ));
+        }
+        if !matches!(rv_match, "Exact" | "NotOlderThan") {
+            causes.push(FieldCause::not_supported(
+                "resourceVersionMatch",
+                rv_match,
+                &["Exact", "NotOlderThan", ""],
+            ));
+        }
+        if rv_match == "Exact" && rv == Some("0") {
+            causes.push(FieldCause::forbidden(
+                "resourceVersionMatch",
+                "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+            ));
+        }
+    }
+    if query.get("sendInitialEvents").is_some() {
+        causes.push(FieldCause::forbidden(
+            "sendInitialEvents",
+            "sendInitialEvents is forbidden for list",
+        ));
+    }
+    if !causes.is_empty() {
+        return Err(ApiError::invalid("meta.k8s.io", "ListOptions", "", causes));
+    }
+    if let Some(token) = continue_token {
+        if rv.is_some_and(|rv| rv != "0") {
+            return Err(ApiError::bad_request(
+                "specifying resource version is not allowed when using continue",
+            ));
+        }
+        let (revision, start) = parse_continue(token)?;
+        return Ok(ListRead::Store(Some(revision), Some(Bytes::from(start))));
+    }
+    Ok(match (rv, query.get("resourceVersionMatch")) {
+        (None, _) => ListRead::Cache(Freshness::Consistent),
+        (Some("0"), _) => ListRead::Cache(Freshness::Any),
+        (Some(rv), Some("Exact")) => ListRead::Store(Some(parse_rv(rv)?), None),
+        (Some(rv), _) => ListRead::Cache(Freshness::NotOlderThan(parse_rv(rv)?)),
+    })
+}
+
+/// A cached object as a response item: converted if the resource is, with its
+/// resourceVersion.
+fn cached_object(r: &Resource, item: &CachedItem) -> Value {
+    let mut object = item.object().clone();
+    if let Some(conversion) = r.conversion {
+        object = (conversion.from_stored)(object);
+    }
+    object::set_meta(&mut object, "resourceVersion", json!(item.mod_revision.to_string()));
+    object
+}
+
+/// The media type of server-side apply patches.
+const APPLY_MEDIA_TYPE: &str = "application/apply-patch+yaml";
+
+/// Which part of an object a write owns fields of.
+fn managed_scope(r: &Resource, status_only: bool) -> managed::Scope {
+    if status_only {
+        managed::Scope::Status
+    } else if r.subresources.contains(&"status") {
+        managed::Scope::MainWithStatus
+    } else {
+        managed::Scope::Main
+    }
+}
+
+fn is_namespace(r: &Resource) -> bool {
+    r.group.is_empty() && r.plural == "namespaces"
+}
+
+fn is_service(r: &Resource) -> bool {
+    r.group.is_empty() && r.plural == "services"
+}
+
+fn is_priority_class(r: &Resource) -> bool {
+    r.group == "scheduling.k8s.io" && r.plural == "priorityclasses"
+}
+
 fn decode(resource: &Resource, value: &[u8], revision: Revision) -> ApiResult<Value> {
     let mut object: Value = serde_json::from_slice(value).map_err(|e| {
         ApiError::internal(format!("stored {} is not valid JSON: {e}", resource.plural))
     })?;
+    if let Some(conversion) = resource.conversion {
+        object = (conversion.from_stored)(object);
+    }
     object::set_meta(&mut object, "resourceVersion", json!(revision.to_string()));
     Ok(object)
 }
 
-fn encode(object: &Value) -> ApiResult<Bytes> {
-    let mut stored = object.clone();
+fn encode(resource: &Resource, object: &Value) -> ApiResult<Bytes> {
+    let mut stored = match resource.conversion {
+        Some(conversion) => (conversion.to_stored)(object.clone()),
+        None => object.clone(),
+    };
     object::remove_meta(&mut stored, "resourceVersion");
     serde_json::to_vec(&stored)
         .map(Bytes::from)
@@ -287,6 +438,7 @@ impl Rest {
         body: &[u8],
         media: &str,
         table: bool,
+        user_agent: &str,
     ) -> ApiResult<Reply> {
         // Create and update take JSON, YAML or protobuf; all become JSON here.
         let decoded;
@@ -320,13 +472,14 @@ impl Rest {
             }
         };
         let ok = |object| Reply::Json(StatusCode::OK, object, Vec::new());
-        let opts = WriteOptions::from_query(query)?;
+        let mut opts = WriteOptions::from_query(query, user_agent)?;
         let mut warnings = Vec::new();
         // Subresources: `status` (get, update, patch) where the resource has one; the others
         // (finalize, token) arrive with their issues.
         match (req.subresource.as_deref(), req.verb) {
             (None, _)
-            | (Some("status" | "approval"), Verb::Get | Verb::Update | Verb::Patch) => {}
+            | (Some("status" | "approval"), Verb::Get | Verb::Update | Verb::Patch)
+            | (Some("finalize"), Verb::Update) => {}
             (Some("scale"), Verb::Get | Verb::Update | Verb::Patch) => {
                 let scale = self.scale(req, body, media, &opts).await?;
                 return Ok(ok(scale));
@@ -344,7 +497,7 @@ impl Rest {
         match req.verb {
             Verb::Get => Ok(ok(single(req.resource, table, self.get(req).await?.0))),
             Verb::List => self.list(req, query, table).await,
-            Verb::Watch => self.watch(req, query, table),
+            Verb::Watch => self.watch(req, query, table).await,
             Verb::Create => {
                 json_body()?;
                 let created = self.create(req, body, &opts, &mut warnings).await?;
@@ -360,7 +513,23 @@ impl Rest {
                 let updated = self.update(req, body, &opts, &mut warnings).await?;
                 Ok(Reply::Json(StatusCode::OK, updated, warnings))
             }
+            Verb::Patch if media == APPLY_MEDIA_TYPE => {
+                opts.apply = true;
+                let (code, applied) = self.apply(req, query, body, &opts, &mut warnings).await?;
+                Ok(Reply::Json(code, applied, warnings))
+            }
             Verb::Patch => {
+                if query.get("force").is_some() {
+                    return Err(ApiError::invalid(
+                        "meta.k8s.io",
+                        "PatchOptions",
+                        "",
+                        vec![FieldCause::forbidden(
+                            "force",
+                            "may not be specified for non-apply patch",
+                        )],
+                    ));
+                }
                 let kind = PatchKind::from_content_type(media)
                     .ok_or_else(|| ApiError::unsupported_media_type(media))?;
                 let patched = self.patch(req, kind, body, &opts, &mut warnings).await?;
@@ -411,66 +580,103 @@ impl Rest {
                 .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
             None => 0,
         };
-        let (revision, start_after) = match query.get("continue") {
-            Some(token) => {
-                let (rv, start) = parse_continue(token)?;
-                (Some(rv), Some(Bytes::from(start)))
-            }
-            None => (
-                query
-                    .get("resourceVersion")
-                    .filter(|rv| *rv != "0")
-                    .map(parse_rv)
-                    .transpose()?,
-                None,
-            ),
-        };
+        let read = list_read(query)?;
         let prefix = r.list_prefix(req.namespace.as_deref());
+        let selective = labels != LabelSelector::default() || fields != FieldSelector::default();
         // Without selectors or a table, items go out as stored: no JSON round trip per object.
-        let raw =
-            !table && labels == LabelSelector::default() && fields == FieldSelector::default();
+        let raw = !table && !selective;
         let mut items = Vec::new();
-        let mut next = start_after;
-        let mut at = revision;
-        // Selectors filter after the read, so read pages until `limit` matches or the end.
-        let (list_revision, remaining) = loop {
-            let page = self
-                .store
-                .range(RangeRequest {
-                    prefix: Bytes::from(prefix.clone()),
-                    start_after: next.clone(),
-                    revision: at,
-                    limit: if limit == 0 { 0 } else { limit - items.len() },
-                    count_only: false,
-                })
-                .await
-                .map_err(|e| match e {
-                    StoreError::Compacted { .. } if query.get("continue").is_some() => ApiError::expired(
-                        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
-                    ),
-                    other => store_error(other),
-                })?;
-            at = Some(page.revision);
-            let last = page.kvs.last().map(|kv| kv.key.clone());
-            for kv in page.kvs {
-                if raw {
-                    items.push(Item::Stored(kv.value, kv.mod_revision));
-                    continue;
-                }
-                let object = decode(r, &kv.value, kv.mod_revision)?;
-                if labels.matches(&object) && fields.matches(&object) {
-                    items.push(Item::Decoded(object));
-                }
+        let matches = |object: &Value| labels.matches(object) && fields.matches(object);
+        let cached = match read {
+            ListRead::Cache(freshness) => {
+                self.cache
+                    .list(&r.prefix(), &prefix, freshness)
+                    .await?
             }
-            if page.remaining == 0 || (limit > 0 && items.len() >= limit) {
-                let more = if page.remaining > 0 {
-                    last.map(|key| (page.remaining, key))
+            ListRead::Store(..) => None,
+        };
+        let (list_revision, remaining) = if let Some(snapshot) = cached {
+            let mut more = None;
+            let mut last_returned: Option<Bytes> = None;
+            let total = snapshot.items.len();
+            for (i, item) in snapshot.items.iter().enumerate() {
+                if limit > 0 && items.len() >= limit {
+                    more = last_returned.clone().map(|key| ((total - i) as u64, key));
+                    break;
+                }
+                let entry = if !selective {
+                    Some(match raw {
+                        true => Item::Stored(item.value.clone(), item.mod_revision),
+                        false => Item::Decoded(cached_object(r, item)),
+                    })
+                } else if r.conversion.is_some() {
+                    let object = cached_object(r, item);
+                    matches(&object).then_some(Item::Decoded(object))
+                } else if matches(item.object()) {
+                    Some(match table {
+                        true => Item::Decoded(cached_object(r, item)),
+                        false => Item::Stored(item.value.clone(), item.mod_revision),
+                    })
                 } else {
                     None
                 };
-                break (page.revision, more);
+                if let Some(entry) = entry {
+                    items.push(entry);
+                    last_returned = Some(item.key.clone());
+                }
             }
-            next = last;
+            (snapshot.revision, more)
+        } else {
+            let (revision, start_after) = match read {
+                ListRead::Store(revision, start_after) => (revision, start_after),
+                ListRead::Cache(Freshness::NotOlderThan(n)) => {
+                    self.cache.wait_for_store(n).await?;
+                    (None, None)
+                }
+                ListRead::Cache(_) => (None, None),
+            };
+            let mut next = start_after;
+            let mut at = revision;
+            // Selectors filter after the read, so read pages until `limit` matches or the end.
+            loop {
+                let page = self
+                    .store
+                    .range(RangeRequest {
+                        prefix: Bytes::from(prefix.clone()),
+                        start_after: next.clone(),
+                        revision: at,
+                        limit: if limit == 0 { 0 } else { limit - items.len() },
+                        count_only: false,
+                    })
+                    .await
+                    .map_err(|e| match e {
+                        StoreError::Compacted { .. } if query.get("continue").is_some() => ApiError::expired(
+                            "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+                        ),
+                        other => store_error(other),
+                    })?;
+                at = Some(page.revision);
+                let last = page.kvs.last().map(|kv| kv.key.clone());
+                for kv in page.kvs {
+                    if raw {
+                        items.push(Item::Stored(kv.value, kv.mod_revision));
+                        continue;
+                    }
+                    let object = decode(r, &kv.value, kv.mod_revision)?;
+                    if matches(&object) {
+                        items.push(Item::Decoded(object));
+                    }
+                }
+                if page.remaining == 0 || (limit > 0 && items.len() >= limit) {
+                    let more = if page.remaining > 0 {
+                        last.map(|key| (page.remaining, key))
+                    } else {
+                        None
+                    };
+                    break (page.revision, more);
+                }
+                next = last;
+            }
         };
         let mut list_meta = json!({"resourceVersion": list_revision.to_string()});
         if let Some((remaining, last_key)) = remaining {
@@ -501,7 +707,7 @@ impl Rest {
             }
             let object = match item {
                 Item::Stored(value, revision) => {
-                    if write_stored_item(&mut out, &value, revision) {
+                    if r.conversion.is_none() && write_stored_item(&mut out, &value, revision) {
                         continue;
                     }
                     decode(r, &value, revision)?
@@ -554,6 +760,123 @@ impl Rest {
         }
     }
 
+    /// The resource's type in its OpenAPI document, for field ownership.
+    fn managed_schema(&self, r: &Resource) -> Option<managed::Schema<'_>> {
+        let (definitions, root) = self.openapi.schema_of(r)?;
+        managed::Schema::new(definitions, &root)
+    }
+
+    /// PATCH with `application/apply-patch+yaml`: server-side apply of the body's configuration
+    /// for `fieldManager`, creating the object if it does not exist.
+    async fn apply(
+        &self,
+        req: &ResourceRequest,
+        query: &Query,
+        body: &[u8],
+        opts: &WriteOptions,
+        warnings: &mut Vec<String>,
+    ) -> ApiResult<(StatusCode, Value)> {
+        let r = req.resource;
+        let name = self.name(req).to_string();
+        if query.get("fieldManager").is_none_or(str::is_empty) {
+            return Err(ApiError::invalid(
+                "meta.k8s.io",
+                "PatchOptions",
+                "",
+                vec![FieldCause {
+                    reason: "FieldValueRequired",
+                    field: "fieldManager".into(),
+                    message: "Required value: is required for apply patch".into(),
+                }],
+            ));
+        }
+        let force = match query.get("force") {
+            None | Some("false") => false,
+            Some("true") | Some("") => true,
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid force {other:?}: must be true or false"
+                )));
+            }
+        };
+        let mut applied: Value = serde_norway::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+        if !applied.is_object() {
+            return Err(ApiError::bad_request(
+                "the apply configuration must be an object",
+            ));
+        }
+        for field in ["apiVersion", "kind"] {
+            if applied.get(field).and_then(Value::as_str).is_none_or(str::is_empty) {
+                return Err(ApiError::bad_request(format!(
+                    "{field} must be set in an apply configuration"
+                )));
+            }
+        }
+        let (kind, api_version) = (
+            applied["kind"].as_str().unwrap_or_default().to_string(),
+            applied["apiVersion"].as_str().unwrap_or_default().to_string(),
+        );
+        if kind != r.kind || api_version != r.api_version() {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({api_version}) does not match the expected API version ({})",
+                r.api_version()
+            )));
+        }
+        match meta_str(&applied, "name") {
+            Some(n) if n == name => {}
+            _ => {
+                return Err(ApiError::bad_request(
+                    "the name of the object does not match the name on the URL",
+                ));
+            }
+        }
+        self.check_fields(r, &mut applied, opts.validation, warnings)?;
+        let status_only = req.subresource.as_deref() == Some("status");
+        let now = object::now_rfc3339();
+        let api_version = r.api_version();
+        let write = managed::Write {
+            manager: &opts.manager,
+            api_version: &api_version,
+            subresource: if status_only { "status" } else { "" },
+            scope: managed_scope(r, status_only),
+            now: &now,
+        };
+        let what = (r.group, r.plural, name.as_str());
+        let result = self
+            .modify(req, None, opts, |current| {
+                managed::apply(
+                    Some(current),
+                    &applied,
+                    self.managed_schema(r),
+                    &write,
+                    force,
+                    what,
+                )
+            })
+            .await;
+        match result {
+            Err(e) if e.reason == "NotFound" && e.details_name() == Some(name.as_str()) && !status_only => {
+                let object =
+                    managed::apply(None, &applied, self.managed_schema(r), &write, force, what)?;
+                let body =
+                    serde_json::to_vec(&object).map_err(|e| ApiError::internal(e.to_string()))?;
+                let create = ResourceRequest {
+                    verb: Verb::Create,
+                    ..req.clone()
+                };
+                let created = self.create(&create, &body, opts, warnings).await?;
+                let code = if opts.dry_run {
+                    StatusCode::OK
+                } else {
+                    StatusCode::CREATED
+                };
+                Ok((code, created))
+            }
+            other => other.map(|object| (StatusCode::OK, object)),
+        }
+    }
+
     /// Decode and check a request body for this resource.
     fn parse_body(&self, req: &ResourceRequest, body: &[u8]) -> ApiResult<Value> {
         let r = req.resource;
@@ -589,7 +912,9 @@ impl Rest {
         Ok(object::with_type_meta(r, object))
     }
 
-    async fn namespace_exists(&self, req: &ResourceRequest) -> ApiResult<()> {
+    /// The namespace of a create exists and is not being deleted (upstream's
+    /// NamespaceLifecycle admission).
+    async fn namespace_open(&self, req: &ResourceRequest, name: &str) -> ApiResult<()> {
         let Some(ns) = req.namespace.as_deref().filter(|_| req.resource.namespaced) else {
             return Ok(());
         };
@@ -600,9 +925,50 @@ impl Rest {
             .await
             .map_err(store_error)?
         {
-            (_, Some(_)) => Ok(()),
+            (_, Some(kv)) => {
+                let namespace = decode(registry::namespaces(), &kv.value, kv.mod_revision)?;
+                if namespace.pointer("/metadata/deletionTimestamp").is_some() {
+                    let r = req.resource;
+                    return Err(ApiError::forbidden(
+                        r.group,
+                        r.plural,
+                        name,
+                        &format!(
+                            "unable to create new content in namespace {ns} because it is being terminated"
+                        ),
+                        Some(json!({
+                            "reason": "NamespaceTerminating",
+                            "message": format!("namespace {ns} is being terminated"),
+                            "field": "metadata.namespace",
+                        })),
+                    ));
+                }
+                Ok(())
+            }
             (_, None) => Err(ApiError::not_found("", "namespaces", ns)),
         }
+    }
+
+    /// Priority admission: at most one priority class is the global default (upstream's
+    /// `Priority` admission plugin, checked against the stored classes).
+    async fn admit_priority_class(&self, r: &Resource, object: &Value) -> ApiResult<()> {
+        let page = self
+            .store
+            .range(RangeRequest {
+                prefix: Bytes::from(r.prefix()),
+                start_after: None,
+                revision: None,
+                limit: 0,
+                count_only: false,
+            })
+            .await
+            .map_err(store_error)?;
+        let existing = page
+            .kvs
+            .iter()
+            .map(|kv| decode(r, &kv.value, kv.mod_revision))
+            .collect::<ApiResult<Vec<_>>>()?;
+        crate::cluster::admit_priority_class(object, &existing)
     }
 
     /// Create an object from a JSON value (used for the objects every cluster starts with).
@@ -620,16 +986,54 @@ impl Rest {
             verb: Verb::Create,
         };
         let body = serde_json::to_vec(object).map_err(|e| ApiError::internal(e.to_string()))?;
-        self.create(
-            &req,
-            &body,
-            &WriteOptions {
-                validation: FieldValidation::Strict,
-                dry_run: false,
-            },
-            &mut Vec::new(),
-        )
-        .await
+        self.create(&req, &body, &WriteOptions::internal(), &mut Vec::new())
+            .await
+    }
+
+    /// Create `desired`, or bring an existing object's fields other than metadata and status
+    /// (and its labels) in line with it; no write when nothing differs.
+    pub async fn ensure_object(
+        &self,
+        resource: &'static Resource,
+        namespace: Option<&str>,
+        desired: &Value,
+    ) -> ApiResult<Value> {
+        let req = ResourceRequest {
+            resource,
+            namespace: namespace.map(str::to_string),
+            name: meta_str(desired, "name").map(str::to_string),
+            subresource: None,
+            verb: Verb::Update,
+        };
+        let wanted = |current: &Value| {
+            let mut object = current.clone();
+            if let (Some(map), Some(fields)) = (object.as_object_mut(), desired.as_object()) {
+                for (k, v) in fields {
+                    if !matches!(k.as_str(), "metadata" | "status" | "kind" | "apiVersion") {
+                        map.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            if let Some(labels) = desired.pointer("/metadata/labels") {
+                object::set_meta(&mut object, "labels", labels.clone());
+            }
+            object
+        };
+        let current = match self.get(&req).await {
+            Ok((current, _)) => current,
+            Err(e) if e.reason == "NotFound" => {
+                return self.create_object(resource, namespace, desired).await;
+            }
+            Err(e) => return Err(e),
+        };
+        let mut candidate = wanted(&current);
+        resource.strategy.prepare_update(&current, &mut candidate)?;
+        if candidate == current {
+            return Ok(current);
+        }
+        let opts = WriteOptions::internal();
+        self.modify(&req, None, &opts, |current| Ok(wanted(current)))
+            .await
     }
 
     async fn create(
@@ -658,7 +1062,7 @@ impl Rest {
         if !causes.is_empty() {
             return Err(ApiError::invalid(r.group, r.kind, &name, causes));
         }
-        self.namespace_exists(req).await?;
+        self.namespace_open(req, &name).await?;
         object::set_meta(&mut object, "name", json!(name));
         if r.namespaced {
             object::set_meta(
@@ -676,25 +1080,59 @@ impl Rest {
         object::remove_meta(&mut object, "deletionTimestamp");
         object::remove_meta(&mut object, "resourceVersion");
         r.strategy.prepare_create(&mut object)?;
+        if is_priority_class(r) {
+            self.admit_priority_class(r, &object).await?;
+        }
         if r.generation {
             object::set_meta(&mut object, "generation", json!(1));
         }
+        if !opts.apply {
+            let now = object::now_rfc3339();
+            let api_version = r.api_version();
+            let write = managed::Write {
+                manager: &opts.manager,
+                api_version: &api_version,
+                subresource: "",
+                scope: managed_scope(r, false),
+                now: &now,
+            };
+            managed::record_update(None, &mut object, self.managed_schema(r), &write);
+        }
+        let allocation = match is_service(r) {
+            true => Some(service::allocate(&self.store, None, &mut object, opts.dry_run).await?),
+            false => None,
+        };
         if opts.dry_run {
             return Ok(object);
         }
         let key = r.key(req.namespace.as_deref(), &name);
-        match self
-            .store
-            .create(key.as_bytes(), encode(&object)?, self.ttl(r))
-            .await
-            .map_err(store_error)?
-        {
-            WriteOutcome::Committed { revision, .. } => {
+        let outcome = match encode(r, &object) {
+            Ok(bytes) => self
+                .store
+                .create(key.as_bytes(), bytes, self.ttl(r))
+                .await
+                .map_err(store_error),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(WriteOutcome::Committed { revision, .. }) => {
+                if let Some(allocation) = allocation {
+                    allocation.commit(&self.store).await;
+                }
                 object::set_meta(&mut object, "resourceVersion", json!(revision.to_string()));
                 Ok(object)
             }
-            WriteOutcome::Conflict { .. } => {
+            Ok(WriteOutcome::Conflict { .. }) => {
+                if let Some(allocation) = allocation {
+                    allocation.rollback(&self.store).await;
+                }
                 Err(ApiError::already_exists(r.group, r.plural, &name))
+            }
+            Err(e) => {
+                if let Some(allocation) = allocation {
+                    allocation.rollback(&self.store).await;
+                }
+                Err(e)
             }
         }
     }
@@ -743,8 +1181,9 @@ impl Rest {
     ) -> ApiResult<Value> {
         let r = req.resource;
         let name = self.name(req).to_string();
+        let schema = self.openapi.patch_schema(r);
         self.modify(req, None, opts, |current| {
-            let mut patched = patch::apply(kind, current, body)?;
+            let mut patched = patch::apply(kind, current, body, schema)?;
             if !patched.is_object() {
                 return Err(ApiError::unprocessable(
                     "the patched object is not a JSON object",
@@ -791,6 +1230,8 @@ impl Rest {
         let name = self.name(req);
         // `approval` (certificate signing requests) writes status conditions like `status`.
         let status_only = matches!(req.subresource.as_deref(), Some("status" | "approval"));
+        // `namespaces/<name>/finalize` writes only `spec.finalizers`.
+        let finalize = req.subresource.as_deref() == Some("finalize");
         let has_status = r.subresources.contains(&"status");
         loop {
             let (current, revision) = self.get(req).await?;
@@ -798,7 +1239,15 @@ impl Rest {
                 return Err(ApiError::conflict(r.group, r.plural, name));
             }
             let wanted = change(&current)?;
-            let mut object = if status_only {
+            let mut object = if finalize {
+                let mut object = current.clone();
+                let finalizers = wanted
+                    .pointer("/spec/finalizers")
+                    .cloned()
+                    .unwrap_or(json!([]));
+                object::set_pointer(&mut object, "/spec/finalizers", finalizers);
+                object
+            } else if status_only {
                 // Only the status changes through /status.
                 let mut object = current.clone();
                 match wanted.get("status") {
@@ -829,7 +1278,16 @@ impl Rest {
                     None => object::remove_meta(&mut object, field),
                 }
             }
+            let spec_finalizers = object.pointer("/spec/finalizers").cloned();
             r.strategy.prepare_update(&current, &mut object)?;
+            if is_priority_class(r) {
+                self.admit_priority_class(r, &object).await?;
+            }
+            if finalize {
+                if let Some(finalizers) = spec_finalizers {
+                    object::set_pointer(&mut object, "/spec/finalizers", finalizers);
+                }
+            }
             if let Some(generation) = current
                 .pointer("/metadata/generation")
                 .and_then(Value::as_i64)
@@ -853,6 +1311,18 @@ impl Rest {
                     })
                     .unwrap_or_default()
             };
+            if !opts.apply {
+                let now = object::now_rfc3339();
+                let api_version = r.api_version();
+                let write = managed::Write {
+                    manager: &opts.manager,
+                    api_version: &api_version,
+                    subresource: if status_only { "status" } else { opts.via },
+                    scope: managed_scope(r, status_only),
+                    now: &now,
+                };
+                managed::record_update(Some(&current), &mut object, self.managed_schema(r), &write);
+            }
             let deleting = current.pointer("/metadata/deletionTimestamp").is_some();
             if deleting {
                 let old = finalizers(&current);
@@ -878,6 +1348,11 @@ impl Rest {
                 }
             }
             if opts.dry_run {
+                if is_service(r) && !status_only {
+                    let allocation =
+                        service::allocate(&self.store, Some(&current), &mut object, true).await?;
+                    allocation.rollback(&self.store).await;
+                }
                 object::set_meta(&mut object, "resourceVersion", json!(revision.to_string()));
                 return Ok(object);
             }
@@ -888,23 +1363,45 @@ impl Rest {
                 .pointer("/metadata/deletionGracePeriodSeconds")
                 .and_then(Value::as_i64)
                 .unwrap_or(0);
-            if deleting && finalizers(&object).is_empty() && grace == 0 {
+            let spec_finalizers_left = object
+                .pointer("/spec/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|f| !f.is_empty())
+                && is_namespace(r);
+            if deleting && finalizers(&object).is_empty() && !spec_finalizers_left && grace == 0 {
                 let outcome = self
                     .store
                     .delete(key.as_bytes(), Some(revision))
                     .await
                     .map_err(store_error)?;
                 match swapped(outcome, r, name)? {
-                    Some(_) => return Ok(object),
+                    Some(_) => {
+                        self.deleted(r, &current).await;
+                        return Ok(object);
+                    }
                     None => continue,
                 }
             }
-            let outcome = self
-                .store
-                .update(key.as_bytes(), encode(&object)?, revision, self.ttl(r))
-                .await
-                .map_err(store_error)?;
-            match swapped(outcome, r, name)? {
+            let allocation = match is_service(r) && !status_only {
+                true => Some(service::allocate(&self.store, Some(&current), &mut object, false).await?),
+                false => None,
+            };
+            let outcome = match encode(r, &object) {
+                Ok(bytes) => self
+                    .store
+                    .update(key.as_bytes(), bytes, revision, self.ttl(r))
+                    .await
+                    .map_err(store_error)
+                    .and_then(|outcome| swapped(outcome, r, name)),
+                Err(e) => Err(e),
+            };
+            if let Some(allocation) = allocation {
+                match outcome {
+                    Ok(Some(_)) => allocation.commit(&self.store).await,
+                    _ => allocation.rollback(&self.store).await,
+                }
+            }
+            match outcome? {
                 Some(revision) => {
                     object::set_meta(&mut object, "resourceVersion", json!(revision.to_string()));
                     return Ok(object);
@@ -932,10 +1429,15 @@ impl Rest {
             let (mut object, revision) = self.get(req).await?;
             del.check_preconditions(r, name, &object)?;
             let key = r.key(req.namespace.as_deref(), name);
-            let has_finalizers = object
-                .pointer("/metadata/finalizers")
-                .and_then(Value::as_array)
-                .is_some_and(|f| !f.is_empty());
+            let has_finalizers = ["/metadata/finalizers", "/spec/finalizers"]
+                .iter()
+                .filter(|p| **p == "/metadata/finalizers" || is_namespace(r))
+                .any(|p| {
+                    object
+                        .pointer(p)
+                        .and_then(Value::as_array)
+                        .is_some_and(|f| !f.is_empty())
+                });
             let grace = match r.plural {
                 "pods" if r.group.is_empty() => pod_grace(&object, del.grace),
                 _ => 0,
@@ -946,7 +1448,12 @@ impl Rest {
                 }
                 let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(grace);
                 object::set_meta(&mut object, "deletionTimestamp", json!(object::rfc3339(at)));
-                object::set_meta(&mut object, "deletionGracePeriodSeconds", json!(grace));
+                if is_namespace(r) {
+                    // Namespaces carry no grace period (upstream's namespace storage).
+                    object::set_pointer(&mut object, "/status/phase", json!("Terminating"));
+                } else {
+                    object::set_meta(&mut object, "deletionGracePeriodSeconds", json!(grace));
+                }
                 if let Some(generation) = object
                     .pointer("/metadata/generation")
                     .and_then(Value::as_i64)
@@ -958,7 +1465,7 @@ impl Rest {
                 }
                 let outcome = self
                     .store
-                    .update(key.as_bytes(), encode(&object)?, revision, self.ttl(r))
+                    .update(key.as_bytes(), encode(r, &object)?, revision, self.ttl(r))
                     .await
                     .map_err(store_error)?;
                 match swapped(outcome, r, name)? {
@@ -982,9 +1489,19 @@ impl Rest {
                 .await
                 .map_err(store_error)?;
             match swapped(outcome, r, name)? {
-                Some(_) => return Ok(object),
+                Some(_) => {
+                    self.deleted(r, &object).await;
+                    return Ok(object);
+                }
                 None => continue,
             }
+        }
+    }
+
+    /// After an object left the store: give back what it held.
+    async fn deleted(&self, r: &Resource, object: &Value) {
+        if is_service(r) {
+            service::release(&self.store, object).await;
         }
     }
 
@@ -1002,6 +1519,12 @@ impl Rest {
             return Err(ApiError::path_not_found());
         };
         let name = self.name(req).to_string();
+        let scale_opts = WriteOptions {
+            via: "scale",
+            manager: opts.manager.clone(),
+            ..*opts
+        };
+        let opts = &scale_opts;
         let main = ResourceRequest {
             subresource: None,
             ..req.clone()
@@ -1044,7 +1567,7 @@ impl Rest {
                     "autoscaling",
                     "Scale",
                     &name,
-                    vec![FieldCause::invalid(
+                    vec![FieldCause::invalid_raw(
                         "spec.replicas",
                         &n.to_string(),
                         "must be greater than or equal to 0",
@@ -1089,7 +1612,7 @@ impl Rest {
                 let object = self
                     .modify(&main, None, opts, |current| {
                         let scale = as_scale(current);
-                        let patched = patch::apply(kind, &scale, body)?;
+                        let patched = patch::apply(kind, &scale, body, None)?;
                         if meta_str(&patched, "resourceVersion")
                             .is_some_and(|rv| Some(rv) != meta_str(current, "resourceVersion"))
                         {
@@ -1162,7 +1685,7 @@ impl Rest {
             let key = r.key(req.namespace.as_deref(), name);
             let outcome = self
                 .store
-                .update(key.as_bytes(), encode(&pod)?, revision, None)
+                .update(key.as_bytes(), encode(r, &pod)?, revision, None)
                 .await
                 .map_err(store_error)?;
             if swapped(outcome, r, name)?.is_some() {
@@ -1215,7 +1738,7 @@ impl Rest {
         )
     }
 
-    fn watch(&self, req: &ResourceRequest, query: &Query, table: bool) -> ApiResult<Reply> {
+    async fn watch(&self, req: &ResourceRequest, query: &Query, table: bool) -> ApiResult<Reply> {
         let r = req.resource;
         let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?;
         let fields = FieldSelector::parse(
@@ -1227,6 +1750,10 @@ impl Rest {
             .filter(|rv| *rv != "0")
             .map(parse_rv)
             .transpose()?;
+        if let Some(rv) = rv {
+            // A resourceVersion from the future (a write still in flight) is waited for.
+            self.cache.wait_for_store(rv).await?;
+        }
         let bookmarks = query.flag("allowWatchBookmarks");
         // Where the stream starts: upstream's rules for sendInitialEvents and resourceVersion.
         let start = match query.get("sendInitialEvents") {
@@ -1500,7 +2027,7 @@ mod tests {
             r,
             json!({"data": {"metadata": "{"}, "metadata": {"name": "a"}, "kind": "ConfigMap"}),
         );
-        let stored = encode(&object).unwrap();
+        let stored = encode(r, &object).unwrap();
         let mut out = Vec::new();
         assert!(write_stored_item(&mut out, &stored, 7));
         let spliced: Value = serde_json::from_slice(&out).unwrap();

@@ -211,6 +211,44 @@ impl FieldSelector {
     }
 }
 
+/// A `metav1.LabelSelector` object as the selector string upstream prints for it (requirements
+/// sorted by key; `matchLabels` as `k=v`).
+pub fn label_selector_string(selector: &Value) -> String {
+    let mut terms: Vec<(String, String)> = Vec::new();
+    if let Some(labels) = selector.get("matchLabels").and_then(Value::as_object) {
+        for (k, v) in labels {
+            terms.push((k.clone(), format!("{k}={}", v.as_str().unwrap_or_default())));
+        }
+    }
+    for expr in selector
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let key = expr["key"].as_str().unwrap_or_default().to_string();
+        let mut values: Vec<&str> = expr["values"]
+            .as_array()
+            .map(|v| v.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        values.sort_unstable();
+        let term = match expr["operator"].as_str().unwrap_or_default() {
+            "In" => format!("{key} in ({})", values.join(",")),
+            "NotIn" => format!("{key} notin ({})", values.join(",")),
+            "Exists" => key.clone(),
+            "DoesNotExist" => format!("!{key}"),
+            _ => continue,
+        };
+        terms.push((key, term));
+    }
+    terms.sort_by(|a, b| a.0.cmp(&b.0));
+    terms
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,42 +303,4 @@ mod tests {
         let err = FieldSelector::parse("spec.foo=x", &[]).unwrap_err();
         assert_eq!(err.message, "field label not supported: spec.foo");
     }
-}
-
-/// A `metav1.LabelSelector` object as the selector string upstream prints for it (requirements
-/// sorted by key; `matchLabels` as `k=v`).
-pub fn label_selector_string(selector: &Value) -> String {
-    let mut terms: Vec<(String, String)> = Vec::new();
-    if let Some(labels) = selector.get("matchLabels").and_then(Value::as_object) {
-        for (k, v) in labels {
-            terms.push((k.clone(), format!("{k}={}", v.as_str().unwrap_or_default())));
-        }
-    }
-    for expr in selector
-        .get("matchExpressions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let key = expr["key"].as_str().unwrap_or_default().to_string();
-        let mut values: Vec<&str> = expr["values"]
-            .as_array()
-            .map(|v| v.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        values.sort_unstable();
-        let term = match expr["operator"].as_str().unwrap_or_default() {
-            "In" => format!("{key} in ({})", values.join(",")),
-            "NotIn" => format!("{key} notin ({})", values.join(",")),
-            "Exists" => key.clone(),
-            "DoesNotExist" => format!("!{key}"),
-            _ => continue,
-        };
-        terms.push((key, term));
-    }
-    terms.sort_by(|a, b| a.0.cmp(&b.0));
-    terms
-        .into_iter()
-        .map(|(_, t)| t)
-        .collect::<Vec<_>>()
-        .join(",")
 }

@@ -75,6 +75,12 @@ impl Api {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let query = Query::parse(req.uri().query());
+        let user_agent = req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
         let accept = req
             .headers()
             .get(header::ACCEPT)
@@ -116,7 +122,7 @@ impl Api {
             }
         };
         let response = match self
-            .dispatch(endpoint, &query, &accept, &content_type, &body)
+            .dispatch(endpoint, &query, &accept, &content_type, &user_agent, &body)
             .await
         {
             Ok(response) => response,
@@ -142,6 +148,7 @@ impl Api {
         query: &Query,
         accept: &str,
         content_type: &str,
+        user_agent: &str,
         body: &Bytes,
     ) -> Result<Response<Body>, ApiError> {
         let ok_json = |v: Value| json_response(StatusCode::OK, &v, "application/json");
@@ -206,7 +213,11 @@ impl Api {
                     .split(',')
                     .next()
                     .is_some_and(|first| first.contains("as=Table"));
-                match self.rest.handle(&req, query, body, media, table).await? {
+                match self
+                    .rest
+                    .handle(&req, query, body, media, table, user_agent)
+                    .await?
+                {
                     Reply::Json(code, value, warnings) => {
                         let mut response = json_response(code, &value, "application/json");
                         for warning in warnings {

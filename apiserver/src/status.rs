@@ -26,9 +26,20 @@ impl ApiError {
         }
     }
 
-    fn with_details(mut self, details: Value) -> Self {
+    pub fn with_details(mut self, details: Value) -> Self {
         self.details = Some(details);
         self
+    }
+
+    /// Replace the message (keeping reason, code and details).
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
+    }
+
+    /// `details.name`, when the error names an object.
+    pub fn details_name(&self) -> Option<&str> {
+        self.details.as_ref()?.get("name")?.as_str()
     }
 
     /// 404 `configmaps "x" not found`.
@@ -85,6 +96,26 @@ impl ApiError {
             ),
         )
         .with_details(name_details(group, resource, name))
+    }
+
+    /// 403 `<resource> "x" is forbidden: <detail>`, optionally with one cause.
+    pub fn forbidden(
+        group: &str,
+        resource: &str,
+        name: &str,
+        detail: &str,
+        cause: Option<Value>,
+    ) -> Self {
+        let mut details = name_details(group, resource, name);
+        if let Some(cause) = cause {
+            details["causes"] = json!([cause]);
+        }
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            format!("{} \"{name}\" is forbidden: {detail}", qualified(group, resource)),
+        )
+        .with_details(details)
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -214,6 +245,39 @@ impl FieldCause {
             reason: "FieldValueInvalid",
             field: field.to_string(),
             message: format!("Invalid value: \"{value}\": {detail}"),
+        }
+    }
+
+    /// An invalid value rendered as Go's `%#v` would (numbers bare, strings quoted, slices as
+    /// `[]string{"a"}`): `rendered` is used as is.
+    pub fn invalid_raw(field: &str, rendered: &str, detail: &str) -> Self {
+        FieldCause {
+            reason: "FieldValueInvalid",
+            field: field.to_string(),
+            message: format!("Invalid value: {rendered}: {detail}"),
+        }
+    }
+
+    /// A value that must be unique in its list (`rendered` as Go's `%#v`).
+    pub fn duplicate(field: &str, rendered: &str) -> Self {
+        FieldCause {
+            reason: "FieldValueDuplicate",
+            field: field.to_string(),
+            message: format!("Duplicate value: {rendered}"),
+        }
+    }
+
+    /// A value outside an enumeration; `supported` in upstream's order.
+    pub fn not_supported(field: &str, value: &str, supported: &[&str]) -> Self {
+        let list = supported
+            .iter()
+            .map(|s| format!("\"{s}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        FieldCause {
+            reason: "FieldValueNotSupported",
+            field: field.to_string(),
+            message: format!("Unsupported value: \"{value}\": supported values: {list}"),
         }
     }
 

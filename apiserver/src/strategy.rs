@@ -69,6 +69,20 @@ impl Strategy for Namespaces {
         }
         Ok(())
     }
+
+    /// `spec.finalizers` change only through `/finalize` (which restores them after this).
+    fn prepare_update(&self, old: &Value, object: &mut Value) -> ApiResult<()> {
+        self.prepare_create(object)?;
+        match old.pointer("/spec/finalizers") {
+            Some(finalizers) => crate::object::set_pointer(object, "/spec/finalizers", finalizers.clone()),
+            None => {
+                if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
+                    spec.remove("finalizers");
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Secrets: type Opaque by default; write-only `stringData` merged into `data`.

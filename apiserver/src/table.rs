@@ -93,7 +93,10 @@ pub fn table(r: &Resource, objects: Vec<Value>, list_meta: Value) -> Value {
     let rows: Vec<Value> = objects
         .iter()
         .map(|o| {
-            let cells: Vec<Value> = r.columns.iter().map(|c| (c.cell)(o)).collect();
+            // Columns read the stored form (events.k8s.io events print as core events).
+            let stored = r.conversion.map(|c| (c.to_stored)(o.clone()));
+            let source = stored.as_ref().unwrap_or(o);
+            let cells: Vec<Value> = r.columns.iter().map(|c| (c.cell)(source)).collect();
             json!({"cells": cells, "object": partial(o)})
         })
         .collect();

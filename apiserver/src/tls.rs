@@ -161,7 +161,7 @@ fn host_name() -> Option<String> {
 }
 
 /// The host's own non-loopback addresses, read from procfs so no netlink dependency is needed.
-fn host_ips() -> Vec<IpAddr> {
+pub(crate) fn host_ips() -> Vec<IpAddr> {
     let v4 = fs::read_to_string("/proc/net/fib_trie")
         .map(|text| parse_fib_trie(&text))
         .unwrap_or_default();

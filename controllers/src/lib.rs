@@ -1,1 +1,91 @@
-//! The control loops (Deployment, ReplicaSet, garbage collector, namespace, endpoints, node lifecycle) and the scheduler, reading through shared caches and writing through the API (filled in by the controllers and scheduler issues).
+//! The control loops (today the namespace controller; Deployment, ReplicaSet, garbage collector and the scheduler follow) and the runtime they share: an API client, shared informers, work queues and the reconcile contract. Controllers read through the informers' caches and write through the API, as any client does.
+
+pub mod client;
+pub mod controller;
+pub mod informer;
+pub mod namespace;
+pub mod queue;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use client::{Client, ClientConfig};
+
+/// What can stop the controllers from running.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API client cannot be built from its configuration.
+    #[error("cannot build the controllers' api client for {server}")]
+    Client {
+        server: String,
+        #[source]
+        source: client::Error,
+    },
+    /// A controller task ended abnormally.
+    #[error("controller {name} stopped unexpectedly: {message}")]
+    Stopped { name: &'static str, message: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `error: cause: cause` on one line, for logs.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Run every controller against the API server `config` points at until `shutdown`. If they
+/// cannot start, or one stops on its own, `shutdown` is cancelled (so the process stops too)
+/// and the error returned.
+pub async fn run(config: ClientConfig, shutdown: CancellationToken) -> Result<()> {
+    let client = match Client::new(&config) {
+        Ok(client) => client,
+        Err(source) => {
+            shutdown.cancel();
+            return Err(Error::Client {
+                server: config.server.clone(),
+                source,
+            });
+        }
+    };
+    let informers = informer::Informers::new(client.clone(), shutdown.clone());
+    let mut controllers = JoinSet::new();
+    let namespace = namespace::NamespaceController::new(client.clone(), &informers);
+    controllers.spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            namespace.run(shutdown).await;
+            "namespace"
+        }
+    });
+    tracing::info!(server = %config.server, "controllers starting");
+
+    let mut result = Ok(());
+    while let Some(done) = controllers.join_next().await {
+        match done {
+            Ok(name) if !shutdown.is_cancelled() => {
+                result = Err(Error::Stopped {
+                    name,
+                    message: "returned before shutdown".into(),
+                });
+                shutdown.cancel();
+            }
+            Ok(_) => {}
+            Err(e) => {
+                result = Err(Error::Stopped {
+                    name: "unknown",
+                    message: e.to_string(),
+                });
+                shutdown.cancel();
+            }
+        }
+    }
+    informers.stopped().await;
+    result
+}

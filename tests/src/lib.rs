@@ -76,10 +76,17 @@ impl Server {
     /// admin certificate), for requests kubectl has no verb for. Returns the body, a newline and
     /// the HTTP status code.
     pub fn curl(&self, content_type: &str, path: &str, body: &str) -> String {
+        self.curl_with("POST", content_type, path, body)
+    }
+
+    /// [`Server::curl`] with another method (PUT, PATCH, DELETE).
+    pub fn curl_with(&self, method: &str, content_type: &str, path: &str, body: &str) -> String {
         let tls = self.data_dir.join("tls");
         let out = Command::new("curl")
             .args([
                 "-sS",
+                "-X",
+                method,
                 "-w",
                 "\n%{http_code}",
                 "-H",
