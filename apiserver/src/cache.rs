@@ -12,7 +12,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use k1s_store::{Error as StoreError, EventKind, RangeRequest, Revision, Store, WatchMessage, WatchStart};
+use k1s_store::{
+    Error as StoreError, EventKind, RangeRequest, Revision, Store, WatchMessage, WatchStart,
+};
 use parking_lot::{Mutex, RwLock};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
@@ -123,7 +125,11 @@ impl WatchCache {
             progress: Notify::new(),
         });
         caches.insert(prefix.to_string(), cache.clone());
-        tokio::spawn(feed(self.store.clone(), Bytes::from(prefix.to_string()), cache.clone()));
+        tokio::spawn(feed(
+            self.store.clone(),
+            Bytes::from(prefix.to_string()),
+            cache.clone(),
+        ));
         cache
     }
 
@@ -161,7 +167,8 @@ impl WatchCache {
         let mut seen = cache.revision.subscribe();
         if *seen.borrow() < target {
             cache.progress.notify_one();
-            let reached = tokio::time::timeout(FRESHNESS_WAIT, seen.wait_for(|r| *r >= target)).await;
+            let reached =
+                tokio::time::timeout(FRESHNESS_WAIT, seen.wait_for(|r| *r >= target)).await;
             if !matches!(reached, Ok(Ok(_))) {
                 return match freshness {
                     Freshness::NotOlderThan(n) => Err(too_large(n, *cache.revision.borrow())),
@@ -214,7 +221,10 @@ async fn feed_once(store: &Store, prefix: &Bytes, cache: &PrefixCache) -> Result
             .await?;
         let last = page.kvs.last().map(|kv| kv.key.clone());
         for kv in page.kvs {
-            items.insert(kv.key.clone(), CachedItem::new(kv.key, kv.value, kv.mod_revision));
+            items.insert(
+                kv.key.clone(),
+                CachedItem::new(kv.key, kv.value, kv.mod_revision),
+            );
         }
         if page.remaining == 0 {
             break page.revision;

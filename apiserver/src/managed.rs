@@ -272,7 +272,10 @@ impl<'a> Schema<'a> {
     }
 
     fn shape(self) -> Shape {
-        match self.extension("x-kubernetes-list-type").and_then(Value::as_str) {
+        match self
+            .extension("x-kubernetes-list-type")
+            .and_then(Value::as_str)
+        {
             Some("map") => {
                 let keys = self
                     .extension("x-kubernetes-list-map-keys")
@@ -290,7 +293,11 @@ impl<'a> Schema<'a> {
             Some(_) => return Shape::Atomic,
             None => {}
         }
-        if self.extension("x-kubernetes-map-type").and_then(Value::as_str) == Some("atomic") {
+        if self
+            .extension("x-kubernetes-map-type")
+            .and_then(Value::as_str)
+            == Some("atomic")
+        {
             return Shape::Atomic;
         }
         // Lists without a list type are atomic, as upstream treats them.
@@ -397,9 +404,8 @@ fn child<'v>(value: &'v Value, element: &str) -> Option<&'v Value> {
     if let Some(key) = element.strip_prefix("k:") {
         let key: Map<String, Value> = serde_json::from_str(key).ok()?;
         return items.iter().find(|item| {
-            key.iter().all(|(k, v)| {
-                item.get(k).cloned().or_else(|| key_default(k)).as_ref() == Some(v)
-            })
+            key.iter()
+                .all(|(k, v)| item.get(k).cloned().or_else(|| key_default(k)).as_ref() == Some(v))
         });
     }
     if let Some(literal) = element.strip_prefix("v:") {
@@ -420,9 +426,11 @@ fn remove_at(value: &mut Value, path: &[String]) -> bool {
         let next = match element.strip_prefix("f:") {
             Some(field) => at.get_mut(field),
             None => {
-                let position = at
-                    .as_array()
-                    .and_then(|items| items.iter().position(|i| Some(i) == child_ref(items, element)));
+                let position = at.as_array().and_then(|items| {
+                    items
+                        .iter()
+                        .position(|i| Some(i) == child_ref(items, element))
+                });
                 match position {
                     Some(p) => at.as_array_mut().and_then(|a| a.get_mut(p)),
                     None => None,
@@ -440,10 +448,7 @@ fn remove_at(value: &mut Value, path: &[String]) -> bool {
     let Some(items) = at.as_array() else {
         return false;
     };
-    let Some(position) = items
-        .iter()
-        .position(|i| Some(i) == child_ref(items, last))
-    else {
+    let Some(position) = items.iter().position(|i| Some(i) == child_ref(items, last)) else {
         return false;
     };
     at.as_array_mut().map(|a| a.remove(position)).is_some()
@@ -456,9 +461,8 @@ fn child_ref<'v>(items: &'v [Value], element: &str) -> Option<&'v Value> {
     if let Some(key) = element.strip_prefix("k:") {
         let key: Map<String, Value> = serde_json::from_str(key).ok()?;
         return items.iter().find(|item| {
-            key.iter().all(|(k, v)| {
-                item.get(k).cloned().or_else(|| key_default(k)).as_ref() == Some(v)
-            })
+            key.iter()
+                .all(|(k, v)| item.get(k).cloned().or_else(|| key_default(k)).as_ref() == Some(v))
         });
     }
     if let Some(literal) = element.strip_prefix("v:") {
@@ -529,7 +533,13 @@ struct Entry {
 
 impl Entry {
     fn parse(value: &Value) -> Option<Entry> {
-        let text = |k: &str| value.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let text = |k: &str| {
+            value
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
         Some(Entry {
             manager: text("manager"),
             operation: text("operation"),
@@ -589,8 +599,20 @@ fn entries_of(object: &Value) -> Vec<Entry> {
 fn store_entries(object: &mut Value, mut entries: Vec<Entry>) {
     entries.retain(|e| !e.fields.is_empty());
     entries.sort_by(|p, q| {
-        (p.operation.as_str(), p.time.as_str(), p.manager.as_str(), p.api_version.as_str(), p.subresource.as_str())
-            .cmp(&(q.operation.as_str(), q.time.as_str(), q.manager.as_str(), q.api_version.as_str(), q.subresource.as_str()))
+        (
+            p.operation.as_str(),
+            p.time.as_str(),
+            p.manager.as_str(),
+            p.api_version.as_str(),
+            p.subresource.as_str(),
+        )
+            .cmp(&(
+                q.operation.as_str(),
+                q.time.as_str(),
+                q.manager.as_str(),
+                q.api_version.as_str(),
+                q.subresource.as_str(),
+            ))
     });
     let meta = crate::object::metadata_mut(object);
     if entries.is_empty() {
@@ -720,9 +742,10 @@ fn merge(live: &Value, applied: &Value, schema: Option<Schema<'_>>) -> Value {
             let mut out = l.clone();
             for item in a {
                 let element = key_element(item, &keys);
-                let position = element
-                    .as_deref()
-                    .and_then(|e| out.iter().position(|i| key_element(i, &keys).as_deref() == Some(e)));
+                let position = element.as_deref().and_then(|e| {
+                    out.iter()
+                        .position(|i| key_element(i, &keys).as_deref() == Some(e))
+                });
                 match position {
                     Some(p) => out[p] = merge(&out[p], item, item_schema),
                     None => out.push(item.clone()),
@@ -853,7 +876,9 @@ pub fn apply(
     let mut conflicts = Vec::new();
     for entry in entries.iter().filter(|e| !mine(e)) {
         for path in applied_set.intersection(&entry.fields).paths() {
-            let leaf = applied_set.node(&path).is_some_and(|n| n.children.is_empty());
+            let leaf = applied_set
+                .node(&path)
+                .is_some_and(|n| n.children.is_empty());
             if leaf && value_at(applied, &path) != value_at(live_object, &path) {
                 conflicts.push((entry.describe(), path));
             }
@@ -958,10 +983,7 @@ mod tests {
         );
         let mut next = cm.clone();
         next["data"]["k"] = json!("changed");
-        next["data"]
-            .as_object_mut()
-            .unwrap()
-            .remove("j");
+        next["data"].as_object_mut().unwrap().remove("j");
         record_update(Some(&cm), &mut next, None, &write("kubectl-edit"));
         let entries = next["metadata"]["managedFields"].as_array().unwrap();
         assert_eq!(entries.len(), 2);
@@ -978,12 +1000,28 @@ mod tests {
         let mut live = json!({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": "x"}, "data": {"a": "1"}});
         record_update(None, &mut live, None, &write("kubectl-create"));
         let applied = json!({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": "x"}, "data": {"a": "2", "b": "1"}});
-        let err = apply(Some(&live), &applied, None, &write("kubectl"), false, ("", "configmaps", "x")).unwrap_err();
+        let err = apply(
+            Some(&live),
+            &applied,
+            None,
+            &write("kubectl"),
+            false,
+            ("", "configmaps", "x"),
+        )
+        .unwrap_err();
         assert_eq!(
             err.message,
             "Apply failed with 1 conflict: conflict with \"kubectl-create\" using v1 at 2026-01-01T00:00:00Z: .data.a"
         );
-        let forced = apply(Some(&live), &applied, None, &write("kubectl"), true, ("", "configmaps", "x")).unwrap();
+        let forced = apply(
+            Some(&live),
+            &applied,
+            None,
+            &write("kubectl"),
+            true,
+            ("", "configmaps", "x"),
+        )
+        .unwrap();
         assert_eq!(forced["data"], json!({"a": "2", "b": "1"}));
         // kubectl-create lost .data.a; it keeps the map it created.
         let entries = forced["metadata"]["managedFields"].as_array().unwrap();
@@ -992,7 +1030,15 @@ mod tests {
         assert_eq!(entries[1]["fieldsV1"], json!({"f:data": {}}));
         // Applying without b removes b.
         let smaller = json!({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": "x"}, "data": {"a": "2"}});
-        let pruned = apply(Some(&forced), &smaller, None, &write("kubectl"), false, ("", "configmaps", "x")).unwrap();
+        let pruned = apply(
+            Some(&forced),
+            &smaller,
+            None,
+            &write("kubectl"),
+            false,
+            ("", "configmaps", "x"),
+        )
+        .unwrap();
         assert_eq!(pruned["data"], json!({"a": "2"}));
     }
 
@@ -1001,8 +1047,19 @@ mod tests {
         let mut live = json!({"metadata": {"name": "x"}, "data": {"a": "1"}});
         record_update(None, &mut live, None, &write("kubectl-create"));
         let applied = json!({"metadata": {"name": "x"}, "data": {"a": "1"}});
-        let out = apply(Some(&live), &applied, None, &write("kubectl"), false, ("", "configmaps", "x")).unwrap();
-        assert_eq!(out["metadata"]["managedFields"].as_array().unwrap().len(), 2);
+        let out = apply(
+            Some(&live),
+            &applied,
+            None,
+            &write("kubectl"),
+            false,
+            ("", "configmaps", "x"),
+        )
+        .unwrap();
+        assert_eq!(
+            out["metadata"]["managedFields"].as_array().unwrap().len(),
+            2
+        );
     }
 
     #[test]
@@ -1018,7 +1075,10 @@ mod tests {
 
     #[test]
     fn managers_default_to_the_user_agent() {
-        assert_eq!(manager_name(None, "kubectl/v1.33.0 (linux/amd64)"), "kubectl");
+        assert_eq!(
+            manager_name(None, "kubectl/v1.33.0 (linux/amd64)"),
+            "kubectl"
+        );
         assert_eq!(manager_name(Some("mine"), "kubectl/v1.33.0"), "mine");
         assert_eq!(manager_name(None, &"x".repeat(300)).len(), 128);
     }

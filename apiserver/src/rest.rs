@@ -13,10 +13,10 @@ use k1s_store::{
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::object::{self, meta_str};
-use crate::openapi::OpenApi;
 use crate::cache::{CachedItem, Freshness, WatchCache};
 use crate::managed;
+use crate::object::{self, meta_str};
+use crate::openapi::OpenApi;
 use crate::patch::{self, PatchKind};
 use crate::registry::{self, Resource};
 use crate::request::{Query, ResourceRequest, Verb};
@@ -301,7 +301,11 @@ fn cached_object(r: &Resource, item: &CachedItem) -> Value {
     if let Some(conversion) = r.conversion {
         object = (conversion.from_stored)(object);
     }
-    object::set_meta(&mut object, "resourceVersion", json!(item.mod_revision.to_string()));
+    object::set_meta(
+        &mut object,
+        "resourceVersion",
+        json!(item.mod_revision.to_string()),
+    );
     object
 }
 
@@ -588,11 +592,7 @@ impl Rest {
         let mut items = Vec::new();
         let matches = |object: &Value| labels.matches(object) && fields.matches(object);
         let cached = match read {
-            ListRead::Cache(freshness) => {
-                self.cache
-                    .list(&r.prefix(), &prefix, freshness)
-                    .await?
-            }
+            ListRead::Cache(freshness) => self.cache.list(&r.prefix(), &prefix, freshness).await?,
             ListRead::Store(..) => None,
         };
         let (list_revision, remaining) = if let Some(snapshot) = cached {
@@ -807,7 +807,11 @@ impl Rest {
             ));
         }
         for field in ["apiVersion", "kind"] {
-            if applied.get(field).and_then(Value::as_str).is_none_or(str::is_empty) {
+            if applied
+                .get(field)
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
                 return Err(ApiError::bad_request(format!(
                     "{field} must be set in an apply configuration"
                 )));
@@ -815,7 +819,10 @@ impl Rest {
         }
         let (kind, api_version) = (
             applied["kind"].as_str().unwrap_or_default().to_string(),
-            applied["apiVersion"].as_str().unwrap_or_default().to_string(),
+            applied["apiVersion"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
         );
         if kind != r.kind || api_version != r.api_version() {
             return Err(ApiError::bad_request(format!(
@@ -856,7 +863,11 @@ impl Rest {
             })
             .await;
         match result {
-            Err(e) if e.reason == "NotFound" && e.details_name() == Some(name.as_str()) && !status_only => {
+            Err(e)
+                if e.reason == "NotFound"
+                    && e.details_name() == Some(name.as_str())
+                    && !status_only =>
+            {
                 let object =
                     managed::apply(None, &applied, self.managed_schema(r), &write, force, what)?;
                 let body =
@@ -1383,7 +1394,9 @@ impl Rest {
                 }
             }
             let allocation = match is_service(r) && !status_only {
-                true => Some(service::allocate(&self.store, Some(&current), &mut object, false).await?),
+                true => {
+                    Some(service::allocate(&self.store, Some(&current), &mut object, false).await?)
+                }
                 false => None,
             };
             let outcome = match encode(r, &object) {

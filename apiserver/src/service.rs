@@ -98,7 +98,11 @@ fn default_service(svc: &mut Value) {
         svc["spec"] = json!({});
     }
     let spec = &mut svc["spec"];
-    if spec.get("type").and_then(Value::as_str).is_none_or(str::is_empty) {
+    if spec
+        .get("type")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
         spec["type"] = json!("ClusterIP");
     }
     let kind = spec["type"].as_str().unwrap_or_default().to_string();
@@ -458,7 +462,11 @@ async fn allocate_ip(
             take(store, &key, owner).await?
         };
         if !free {
-            return Err(ip_invalid(name, requested, "provided IP is already allocated"));
+            return Err(ip_invalid(
+                name,
+                requested,
+                "provided IP is already allocated",
+            ));
         }
         if !dry_run {
             alloc.taken_ips.push(ip);
@@ -529,9 +537,7 @@ async fn allocate_port(
             )],
         ));
     }
-    let mut candidates: Vec<u16> = (0..32)
-        .map(|_| rand::random_range(NODE_PORTS))
-        .collect();
+    let mut candidates: Vec<u16> = (0..32).map(|_| rand::random_range(NODE_PORTS)).collect();
     candidates.extend(NODE_PORTS);
     for port in candidates {
         if try_port(port).await? {
@@ -886,11 +892,13 @@ fn slice_ports(slice: &Value) -> Value {
         .map(|ports| {
             ports
                 .iter()
-                .map(|p| match (p.get("port").and_then(Value::as_i64), p.get("name")) {
-                    (Some(port), _) => port.to_string(),
-                    (None, Some(Value::String(name))) => name.clone(),
-                    _ => "*".to_string(),
-                })
+                .map(
+                    |p| match (p.get("port").and_then(Value::as_i64), p.get("name")) {
+                        (Some(port), _) => port.to_string(),
+                        (None, Some(Value::String(name))) => name.clone(),
+                        _ => "*".to_string(),
+                    },
+                )
                 .collect()
         })
         .unwrap_or_default();
@@ -977,7 +985,11 @@ impl Strategy for EndpointSlices {
                 "discovery.k8s.io",
                 "EndpointSlice",
                 name,
-                vec![FieldCause::invalid("addressType", value, "field is immutable")],
+                vec![FieldCause::invalid(
+                    "addressType",
+                    value,
+                    "field is immutable",
+                )],
             ));
         }
         Ok(())
@@ -1165,13 +1177,15 @@ mod tests {
 
     #[test]
     fn validation_messages_match_upstream() {
-        let mut svc = json!({"metadata": {"name": "web"}, "spec": {"ports": [{"port": 0}, {"port": 80}]}});
+        let mut svc =
+            json!({"metadata": {"name": "web"}, "spec": {"ports": [{"port": 0}, {"port": 80}]}});
         let err = SERVICES.prepare_create(&mut svc).unwrap_err();
         assert_eq!(
             err.message,
             "Service \"web\" is invalid: [spec.ports[0].name: Required value, spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive, spec.ports[0].targetPort: Invalid value: 0: must be between 1 and 65535, inclusive, spec.ports[1].name: Required value]"
         );
-        let mut svc = json!({"metadata": {"name": "web"}, "spec": {"type": "Foo", "ports": [{"port": 80}]}});
+        let mut svc =
+            json!({"metadata": {"name": "web"}, "spec": {"type": "Foo", "ports": [{"port": 80}]}});
         let err = SERVICES.prepare_create(&mut svc).unwrap_err();
         assert!(
             err.message.contains("spec.type: Unsupported value: \"Foo\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\""),

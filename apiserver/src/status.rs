@@ -113,7 +113,10 @@ impl ApiError {
         Self::new(
             StatusCode::FORBIDDEN,
             "Forbidden",
-            format!("{} \"{name}\" is forbidden: {detail}", qualified(group, resource)),
+            format!(
+                "{} \"{name}\" is forbidden: {detail}",
+                qualified(group, resource)
+            ),
         )
         .with_details(details)
     }

@@ -74,7 +74,9 @@ impl Strategy for Namespaces {
     fn prepare_update(&self, old: &Value, object: &mut Value) -> ApiResult<()> {
         self.prepare_create(object)?;
         match old.pointer("/spec/finalizers") {
-            Some(finalizers) => crate::object::set_pointer(object, "/spec/finalizers", finalizers.clone()),
+            Some(finalizers) => {
+                crate::object::set_pointer(object, "/spec/finalizers", finalizers.clone())
+            }
             None => {
                 if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
                     spec.remove("finalizers");
