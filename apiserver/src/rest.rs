@@ -1304,7 +1304,7 @@ impl Rest {
                 .and_then(Value::as_i64)
                 .filter(|_| r.generation)
             {
-                let bump = !status_only && object::spec_changed(&current, &object);
+                let bump = !status_only && r.strategy.bumps_generation(&current, &object);
                 object::set_meta(
                     &mut object,
                     "generation",
@@ -1558,6 +1558,16 @@ impl Rest {
             if let Some(selector) = paths.selector.and_then(|p| object.pointer(p)) {
                 let text = match selector {
                     Value::String(s) => s.clone(),
+                    // A `metav1.LabelSelector`, or a plain label map (replication controllers).
+                    Value::Object(map)
+                        if map.contains_key("matchLabels")
+                            || map.contains_key("matchExpressions") =>
+                    {
+                        crate::selector::label_selector_string(selector)
+                    }
+                    Value::Object(_) => {
+                        crate::selector::label_selector_string(&json!({"matchLabels": selector}))
+                    }
                     other => crate::selector::label_selector_string(other),
                 };
                 if !text.is_empty() {

@@ -27,6 +27,12 @@ pub trait Strategy: Sync + std::fmt::Debug {
         Ok(())
     }
 
+    /// Whether an update bumps `metadata.generation` (resources that track it): by default,
+    /// any change outside metadata and status.
+    fn bumps_generation(&self, old: &Value, new: &Value) -> bool {
+        crate::object::spec_changed(old, new)
+    }
+
     /// Defaulting and normalisation before an update; `old` is the stored object.
     fn prepare_update(&self, _old: &Value, object: &mut Value) -> ApiResult<()> {
         self.prepare_create(object)

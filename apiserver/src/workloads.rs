@@ -717,6 +717,12 @@ fn deployment_causes(object: &Value) -> Vec<FieldCause> {
 }
 
 impl Strategy for Deployments {
+    /// Deployments also count annotation changes (upstream's deployment strategy).
+    fn bumps_generation(&self, old: &Value, new: &Value) -> bool {
+        crate::object::spec_changed(old, new)
+            || old.pointer("/metadata/annotations") != new.pointer("/metadata/annotations")
+    }
+
     fn prepare_create(&self, object: &mut Value) -> ApiResult<()> {
         default_deployment(object);
         object["status"] = json!({});
@@ -2587,12 +2593,11 @@ const POD_TEMPLATE_COLUMNS: &[Column] = &[
     ),
 ];
 
-/// The replication controller's scale: its selector is a plain label map, which the generic
-/// scale code cannot print yet, so the Scale carries no `status.selector`.
+/// The replication controller's scale: its selector is a plain label map.
 const RC_SCALE: ScalePaths = ScalePaths {
     spec_replicas: "/spec/replicas",
     status_replicas: "/status/replicas",
-    selector: None,
+    selector: Some("/spec/selector"),
 };
 
 // ---------------------------------------------------------------------------------------------

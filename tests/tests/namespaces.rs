@@ -253,3 +253,56 @@ NamespaceFinalizersRemaining False ContentRemoved: All content successfully remo
     s.kubectl_ok(&["wait", "--for=delete", "namespace/held", "--timeout=30s"])
         .unwrap();
 }
+
+#[test]
+fn pods_on_a_node_hold_their_namespace_until_the_node_lets_go() {
+    let (tmp, s) = server();
+    let manifest = write(
+        tmp.path(),
+        "bound.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: busy\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: running\n  namespace: busy\nspec:\n  nodeName: node-a\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: c\n    image: busybox\n",
+    );
+    s.kubectl_ok(&["create", "-f", &manifest]).unwrap();
+    s.kubectl_ok(&["delete", "namespace", "busy", "--wait=false"])
+        .unwrap();
+
+    // Within its grace period the pod is expected to go: content remains, no failure yet.
+    eventually(
+        "the remaining pod to be reported",
+        Duration::from_secs(30),
+        || {
+            conditions(&s, "busy")
+            .contains("NamespaceContentRemaining True SomeResourcesRemain: Some resources are remaining: pods. has 1 resource instances\n")
+            .then_some(())
+        },
+    );
+    assert_ne!(
+        jsonpath(
+            &s,
+            &["get", "pod", "running", "-n", "busy"],
+            "{.metadata.deletionTimestamp}"
+        ),
+        ""
+    );
+    // Past it, a pod that is still there (its node never confirmed) is a content failure,
+    // retried with backoff, as upstream reports it.
+    eventually("the content failure", Duration::from_secs(30), || {
+        conditions(&s, "busy")
+            .contains("NamespaceDeletionContentFailure True ContentDeletionFailed: Failed to delete all resource types, 1 remaining: unexpected items still remain in namespace: busy for gvr: /v1, Resource=pods\n")
+            .then_some(())
+    });
+
+    // The node lets go (as its agent does once the containers stop): the namespace goes.
+    s.kubectl_ok(&[
+        "delete",
+        "pod",
+        "running",
+        "-n",
+        "busy",
+        "--grace-period=0",
+        "--force",
+    ])
+    .unwrap();
+    s.kubectl_ok(&["wait", "--for=delete", "namespace/busy", "--timeout=60s"])
+        .unwrap();
+}
