@@ -53,19 +53,33 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         "k1s server running; use it with: kubectl --kubeconfig {}",
         api.kubeconfig.display()
     );
-    let controllers = tokio::spawn(k1s_controllers::run(
-        controllers_client(&args, &api)?,
-        shutdown.clone(),
-    ));
+    // Anything that stops early cancels `shutdown`, which stops the rest, and its error is the
+    // process's.
+    let controllers = match controllers_client(&args, &api) {
+        Ok(config) => tokio::spawn(k1s_controllers::run(config, shutdown.clone())),
+        Err(e) => {
+            shutdown.cancel();
+            return finish(api, store, Err(e)).await;
+        }
+    };
     shutdown.cancelled().await;
     tracing::info!("shutting down");
-    let _ = api.task.await;
-    let controllers = controllers
+    let result = controllers
         .await
-        .context("the controllers task failed")?
-        .context("the controllers stopped");
+        .context("the controllers task failed")
+        .and_then(|r| r.context("the controllers stopped"));
+    finish(api, store, result).await
+}
+
+/// Wait for the API server to stop, close the store, and return `result` (or the store's error).
+async fn finish(
+    api: k1s_apiserver::Running,
+    store: k1s_store::Store,
+    result: anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let _ = api.task.await;
     store.close().await.context("closing the store")?;
-    controllers
+    result
 }
 
 /// The controllers' connection to this server: loopback when it listens on every address, and
