@@ -55,7 +55,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     );
     // Anything that stops early cancels `shutdown`, which stops the rest, and its error is the
     // process's.
-    let controllers = match controllers_client(&args, &api) {
+    let controllers = match controllers_client(&api) {
         Ok(config) => tokio::spawn(k1s_controllers::run(config, shutdown.clone())),
         Err(e) => {
             shutdown.cancel();
@@ -88,26 +88,11 @@ async fn finish(
 // FIXME(security issue): each controller gets its own service-account identity, and RBAC then
 // limits it; until then any cluster-CA certificate is admin.
 fn controllers_client(
-    args: &ServerArgs,
     api: &k1s_apiserver::Running,
 ) -> anyhow::Result<k1s_controllers::ClientConfig> {
-    use k1s_apiserver::tls;
-    let dir = args.data_dir.join("tls");
-    let read = |name: &str| {
-        std::fs::read_to_string(dir.join(name))
-            .with_context(|| format!("cannot read {}", dir.join(name).display()))
-    };
-    let cluster = tls::ClusterTls {
-        ca_cert_pem: read("ca.crt")?,
-        ca_key_pem: read("ca.key")?,
-        server_cert_pem: String::new(),
-        server_key_pem: String::new(),
-        admin_cert_pem: String::new(),
-        admin_key_pem: String::new(),
-    };
-    let (cert_pem, key_pem) =
-        tls::issue_client_cert(&cluster, "system:kube-controller-manager", &[])
-            .context("cannot issue the controllers' client certificate")?;
+    let credentials = api
+        .client_credentials("system:kube-controller-manager", &[])
+        .context("cannot issue the controllers' client certificate")?;
     let ip = match api.local_addr.ip() {
         std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
         std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
@@ -118,9 +103,9 @@ fn controllers_client(
             "https://{}",
             std::net::SocketAddr::new(ip, api.local_addr.port())
         ),
-        ca_pem: cluster.ca_cert_pem,
-        cert_pem,
-        key_pem,
+        ca_pem: credentials.ca_pem,
+        cert_pem: credentials.cert_pem,
+        key_pem: credentials.key_pem,
         user_agent: format!("k1s/{} kube-controller-manager", env!("CARGO_PKG_VERSION")),
     })
 }

@@ -58,6 +58,9 @@ fn subresource_entry(r: &Resource, sub: &str) -> Value {
         "binding" => {
             json!({"subresource": sub, "responseKind": {"group": "", "version": "v1", "kind": "Binding"}, "verbs": ["create"]})
         }
+        "ephemeralcontainers" => {
+            json!({"subresource": sub, "responseKind": gvk(r), "verbs": SUBRESOURCE_VERBS})
+        }
         "eviction" => {
             json!({"subresource": sub, "responseKind": {"group": "policy", "version": "v1", "kind": "Eviction"}, "verbs": ["create"]})
         }

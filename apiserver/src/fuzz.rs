@@ -44,7 +44,7 @@ pub fn patches(data: &[u8]) {
 }
 
 pub fn protobuf(data: &[u8]) {
-    for r in all() {
+    for r in all().iter() {
         let _ = crate::protobuf::decode(r, data);
         let mut framed = b"k8s\0".to_vec();
         framed.extend_from_slice(data);

@@ -6,13 +6,17 @@ pub mod tls;
 mod cache;
 mod cluster;
 mod core;
+mod crd;
 mod discovery;
 mod events;
 #[cfg(test)]
 mod fuzz;
+mod jsonpath;
 mod managed;
+mod metrics;
 mod object;
 mod openapi;
+mod openapi_v2;
 mod patch;
 mod patchmeta;
 mod pod;
@@ -25,6 +29,7 @@ mod serve;
 mod service;
 mod status;
 mod strategy;
+mod structural;
 mod table;
 mod workloads;
 
@@ -92,6 +97,31 @@ pub struct Running {
     /// `<data-dir>/kubeconfig.yaml`.
     pub kubeconfig: PathBuf,
     pub task: tokio::task::JoinHandle<()>,
+    tls: tls::ClusterTls,
+}
+
+/// What an in-process client needs to reach the API server as some user.
+#[derive(Clone)]
+pub struct ClientCredentials {
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl Running {
+    /// Mint a client certificate for user `cn` in `groups`, signed by the cluster CA.
+    pub fn client_credentials(&self, cn: &str, groups: &[&str]) -> Result<ClientCredentials> {
+        let (cert_pem, key_pem) =
+            tls::issue_client_cert(&self.tls, cn, groups).map_err(|source| Error::Tls {
+                path: PathBuf::from("(in memory)"),
+                source,
+            })?;
+        Ok(ClientCredentials {
+            ca_pem: self.tls.ca_cert_pem.clone(),
+            cert_pem,
+            key_pem,
+        })
+    }
 }
 
 /// The namespaces every cluster starts with.
@@ -122,6 +152,12 @@ pub async fn start(config: Config, store: Store, shutdown: CancellationToken) ->
         event_ttl: config.event_ttl,
     };
     bootstrap(&rest).await?;
+    crd::refresh(&rest.store, &rest.openapi)
+        .await
+        .map_err(|e| Error::Bootstrap {
+            name: "custom resource definitions".into(),
+            message: e.message,
+        })?;
 
     let addr = SocketAddr::new(config.bind_address, config.port);
     let listener = TcpListener::bind(addr)
@@ -160,6 +196,7 @@ pub async fn start(config: Config, store: Store, shutdown: CancellationToken) ->
         verifier,
         server_address: format!("{client_ip}:{}", local_addr.port()),
         git_version: git_version(),
+        metrics: Arc::new(metrics::Metrics::new()),
     });
     let acceptor = tokio_rustls::TlsAcceptor::from(server_config);
     let task = tokio::spawn(serve::accept_loop(listener, acceptor, api, shutdown));
@@ -167,6 +204,7 @@ pub async fn start(config: Config, store: Store, shutdown: CancellationToken) ->
         local_addr,
         kubeconfig: kubeconfig_path,
         task,
+        tls: cluster_tls,
     })
 }
 

@@ -926,12 +926,28 @@ pub fn apply(
         }
     }
 
+    // As upstream, an apply that leaves the object as it was keeps the manager's time, so a
+    // repeated apply writes nothing.
+    let unchanged = live.is_some_and(|live| {
+        let bare = |o: &Value| {
+            let mut o = o.clone();
+            if let Some(meta) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.remove("managedFields");
+            }
+            o
+        };
+        bare(live) == bare(&merged)
+    });
+    let time = match entries.iter().find(|e| mine(e)) {
+        Some(e) if unchanged => e.time.clone(),
+        _ => write.now.to_string(),
+    };
     entries.retain(|e| !mine(e));
     entries.push(Entry {
         manager: write.manager.to_string(),
         operation: "Apply".into(),
         api_version: write.api_version.to_string(),
-        time: write.now.to_string(),
+        time,
         subresource: write.subresource.to_string(),
         fields: applied_set,
     });

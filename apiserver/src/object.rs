@@ -178,6 +178,101 @@ pub fn spec_changed(old: &Value, new: &Value) -> bool {
     outside(old) != outside(new)
 }
 
+/// Upstream's limit on the total size of an object's annotations.
+pub const MAX_ANNOTATIONS_BYTES: usize = 256 * 1024;
+
+const QUALIFIED_NAME_MSG: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+
+/// `[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?`
+fn is_name_part(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    !bytes.is_empty()
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// What is wrong with a qualified name (`prefix/name` or `name`), as upstream words it.
+fn qualified_name_problems(key: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if name.is_empty() {
+        out.push("name part must be non-empty".to_string());
+    } else {
+        if name.len() > 63 {
+            out.push("name part must be no more than 63 characters".to_string());
+        }
+        if !is_name_part(name) {
+            out.push(QUALIFIED_NAME_MSG.to_string());
+        }
+    }
+    if let Some(prefix) = prefix {
+        if prefix.is_empty() {
+            out.push("prefix part must be non-empty".to_string());
+        } else if prefix.len() > 253 || !prefix.split('.').all(is_label) {
+            out.push(format!("prefix part {DNS1123_SUBDOMAIN_MSG}"));
+        }
+    }
+    out
+}
+
+/// Upstream's `ValidateObjectMeta` checks of labels, annotations and finalizers.
+pub fn validate_metadata(object: &Value) -> Vec<FieldCause> {
+    let mut causes = Vec::new();
+    let Some(meta) = metadata(object) else {
+        return causes;
+    };
+    if let Some(labels) = meta.get("labels").and_then(Value::as_object) {
+        for (k, v) in labels {
+            for problem in qualified_name_problems(k) {
+                causes.push(FieldCause::invalid("metadata.labels", k, &problem));
+            }
+            let value = v.as_str().unwrap_or_default();
+            if value.len() > 63 {
+                causes.push(FieldCause::invalid(
+                    "metadata.labels",
+                    value,
+                    "must be no more than 63 characters",
+                ));
+            }
+            if !value.is_empty() && !is_name_part(value) {
+                causes.push(FieldCause::invalid("metadata.labels", value, LABEL_VALUE_MSG));
+            }
+        }
+    }
+    if let Some(annotations) = meta.get("annotations").and_then(Value::as_object) {
+        let mut total = 0;
+        for (k, v) in annotations {
+            for problem in qualified_name_problems(&k.to_lowercase()) {
+                causes.push(FieldCause::invalid("metadata.annotations", k, &problem));
+            }
+            total += k.len() + v.as_str().map_or(0, str::len);
+        }
+        if total > MAX_ANNOTATIONS_BYTES {
+            causes.push(FieldCause {
+                reason: "FieldValueTooLong",
+                field: "metadata.annotations".into(),
+                message: format!("Too long: may not be more than {MAX_ANNOTATIONS_BYTES} bytes"),
+            });
+        }
+    }
+    if let Some(finalizers) = meta.get("finalizers").and_then(Value::as_array) {
+        for (i, f) in finalizers.iter().enumerate() {
+            let f = f.as_str().unwrap_or_default();
+            for problem in qualified_name_problems(f) {
+                causes.push(FieldCause::invalid(&format!("metadata.finalizers[{i}]"), f, &problem));
+            }
+        }
+    }
+    causes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use parking_lot::RwLock;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha512};
@@ -11,12 +12,20 @@ use crate::patchmeta;
 use crate::registry::{self, Resource};
 
 /// Every group/version document, serialised once.
+///
+/// Documents live for the process (built-in ones are built at start; a custom resource
+/// definition's is built when it changes), so they are leaked and handed out as `&'static`:
+/// a custom resource definition's change leaks the previous document, which is bounded by
+/// the number of such changes.
 pub struct OpenApi {
     /// Keyed by the path under `/openapi/v3/` (`api/v1`, `apis/coordination.k8s.io/v1`).
-    docs: BTreeMap<String, Document>,
+    docs: RwLock<BTreeMap<String, &'static Document>>,
+    /// `/openapi/v2`, derived from `docs` (kubectl 1.27 and 1.28 need it for `create -f` and
+    /// `apply`).
+    v2: crate::openapi_v2::Cache,
 }
 
-struct Document {
+pub struct Document {
     json: Bytes,
     hash: String,
     /// `components.schemas`, for server-side field validation.
@@ -239,22 +248,97 @@ impl OpenApi {
                 .iter()
                 .map(|b| format!("{b:02X}"))
                 .collect::<String>();
-            docs.insert(
-                gv_path(group, version),
-                Document {
-                    json,
-                    hash,
-                    schemas: schemas_of(&doc),
-                },
+            let document: &'static Document = Box::leak(Box::new(Document {
+                json,
+                hash,
+                schemas: schemas_of(&doc),
+            }));
+            docs.insert(gv_path(group, version), document);
+        }
+        OpenApi {
+            docs: RwLock::new(docs),
+            v2: Default::default(),
+        }
+    }
+
+    /// `/openapi/v2`: the Swagger 2.0 form of the current documents, built when first asked
+    /// for and again only after one of them changes.
+    pub fn v2(&self) -> std::sync::Arc<crate::openapi_v2::Swagger> {
+        let docs: Vec<&'static Document> = self.docs.read().values().copied().collect();
+        self.v2.get(docs.iter().map(|d| d.hash.as_str()), || {
+            docs.iter()
+                .filter_map(|d| serde_json::from_slice(&d.json).ok())
+                .collect()
+        })
+    }
+
+    /// Build and serve the document of a custom group/version: `kinds` are its resources with
+    /// their object schemas (`openAPIV3Schema`, without apiVersion, kind and metadata).
+    pub fn set_custom(&self, group: &str, version: &str, kinds: &[(&'static Resource, Value)]) {
+        let path = gv_path(group, version);
+        if kinds.is_empty() {
+            self.docs.write().remove(&path);
+            return;
+        }
+        let mut generator = SchemaGenerator::new(SchemaSettings::openapi3());
+        generator.subschema_for::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>();
+        generator.subschema_for::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta>();
+        generator.subschema_for::<k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>();
+        let mut schemas = generator.take_definitions(true);
+        annotate(&mut schemas);
+        schemas.insert("io.k8s.apimachinery.pkg.apis.meta.v1.Patch".into(), json!({"description": "Patch is provided to give a concrete name and type to the Kubernetes PATCH request body.", "type": "object"}));
+        let mut paths = Map::new();
+        // Upstream names a custom kind's schema by its reversed group: `com.example.v1.Foo`.
+        let reversed: Vec<&str> = group.split('.').rev().collect();
+        for (r, schema) in kinds {
+            let item_name = format!("{}.{version}.{}", reversed.join("."), r.kind);
+            let mut item = schema.clone();
+            if !item.is_object() {
+                item = json!({"type": "object"});
+            }
+            let properties = item
+                .as_object_mut()
+                .map(|o| o.entry("properties").or_insert_with(|| json!({})));
+            if let Some(Value::Object(properties)) = properties {
+                properties.insert("apiVersion".into(), json!({"description": "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources", "type": "string"}));
+                properties.insert("kind".into(), json!({"description": "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds", "type": "string"}));
+                properties.insert("metadata".into(), json!({"allOf": [schema_ref("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")], "description": "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"}));
+            }
+            item["x-kubernetes-group-version-kind"] = json!([gvk(r, r.kind)]);
+            let list_name = format!("{item_name}List");
+            schemas.insert(list_name.clone(), list_schema(r, &item_name));
+            schemas.insert(item_name.clone(), item);
+            resource_paths(
+                r,
+                &schema_ref(&item_name),
+                &schema_ref(&list_name),
+                &mut paths,
             );
         }
-        OpenApi { docs }
+        let doc = json!({
+            "openapi": "3.0.0",
+            "info": {"title": "Kubernetes CRD Swagger", "version": "v0.1.0"},
+            "paths": paths,
+            "components": {"schemas": schemas},
+        });
+        let json = Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
+        let hash = Sha512::digest(&json)
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<String>();
+        let document: &'static Document = Box::leak(Box::new(Document {
+            json,
+            hash,
+            schemas: schemas_of(&doc),
+        }));
+        self.docs.write().insert(path, document);
     }
 
     /// `/openapi/v3`.
     pub fn index(&self) -> Value {
         let paths: Map<String, Value> = self
             .docs
+            .read()
             .iter()
             .map(|(path, doc)| {
                 (
@@ -269,13 +353,14 @@ impl OpenApi {
     /// `/openapi/v3/<path>`, and whether `hash` names its current content.
     pub fn document(&self, path: &str, hash: Option<&str>) -> Option<(Bytes, bool)> {
         self.docs
+            .read()
             .get(path)
             .map(|d| (d.json.clone(), hash == Some(d.hash.as_str())))
     }
 
     /// The component schemas of a resource's group/version, and its schema's name.
-    pub fn schema_of(&self, r: &Resource) -> Option<(&Map<String, Value>, String)> {
-        let doc = self.docs.get(&gv_path(r.group, r.version))?;
+    pub fn schema_of(&self, r: &Resource) -> Option<(&'static Map<String, Value>, String)> {
+        let doc: &'static Document = *self.docs.read().get(&gv_path(r.group, r.version))?;
         let name = doc.schemas.iter().find_map(|(name, s)| {
             let kinds = s.get("x-kubernetes-group-version-kind")?.as_array()?;
             kinds
@@ -515,7 +600,7 @@ mod tests {
         const NEWER: &[&str] = &["declaredFeatures", "restartPolicyRules"];
         let api = OpenApi::build();
         let mut annotated = 0;
-        for (path, doc) in &api.docs {
+        for (path, doc) in api.docs.read().iter() {
             for (name, schema) in &doc.schemas {
                 for field in patchmeta::fields_of(name) {
                     let property = schema.pointer(&format!("/properties/{}", field.name));

@@ -97,7 +97,7 @@ fn default_field(object: &mut Value, key: &str, value: Value) {
 }
 
 /// `SetDefaults_Container`: pull policy from the image tag, termination message, protocols.
-fn default_container(c: &mut Value) {
+pub fn default_container(c: &mut Value) {
     let image = c
         .get("image")
         .and_then(Value::as_str)
@@ -509,6 +509,87 @@ pub const COLUMNS: &[Column] = &[
     },
 ];
 
+/// `pods/<name>/ephemeralcontainers`: the new list of ephemeral containers, defaulted and
+/// checked as upstream's `ValidatePodEphemeralContainersUpdate` does (added only; existing ones
+/// unchanged; names unique across the pod; no ports, probes or resources).
+pub fn update_ephemeral_containers(old: &Value, new: &mut Value) -> ApiResult<()> {
+    let name = crate::object::meta_str(old, "name")
+        .unwrap_or_default()
+        .to_string();
+    let mut causes = Vec::new();
+    let old_list: Vec<Value> = old
+        .pointer("/spec/ephemeralContainers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if let Some(list) = new
+        .pointer_mut("/spec/ephemeralContainers")
+        .and_then(Value::as_array_mut)
+    {
+        for c in list.iter_mut() {
+            default_container(c);
+        }
+    }
+    let new_list: Vec<Value> = new
+        .pointer("/spec/ephemeralContainers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for existing in &old_list {
+        let ename = existing["name"].as_str().unwrap_or_default();
+        match new_list.iter().position(|c| c["name"] == existing["name"]) {
+            None => causes.push(FieldCause::forbidden(
+                "spec.ephemeralContainers",
+                &format!("existing ephemeral containers {ename:?} may not be removed"),
+            )),
+            Some(i) if new_list[i] != *existing => causes.push(FieldCause::forbidden(
+                &format!("spec.ephemeralContainers[{i}]"),
+                &format!("existing ephemeral containers {ename:?} may not be changed"),
+            )),
+            Some(_) => {}
+        }
+    }
+    let mut names: Vec<String> = containers(&old["spec"])
+        .filter(|c| !old_list.contains(c))
+        .filter_map(|c| c["name"].as_str().map(str::to_string))
+        .collect();
+    for (i, c) in new_list.iter().enumerate() {
+        let at = format!("spec.ephemeralContainers[{i}]");
+        let cname = c["name"].as_str().unwrap_or_default();
+        if cname.is_empty() {
+            causes.push(FieldCause::required(&format!("{at}.name")));
+        } else if names.iter().any(|n| n == cname) {
+            causes.push(FieldCause::duplicate(&format!("{at}.name"), &format!("{cname:?}")));
+        }
+        names.push(cname.to_string());
+        if c.get("image").and_then(Value::as_str).is_none_or(str::is_empty) {
+            causes.push(FieldCause::required(&format!("{at}.image")));
+        }
+        for field in ["ports", "livenessProbe", "readinessProbe", "startupProbe", "lifecycle"] {
+            if c.get(field).is_some_and(|v| !v.is_null()) {
+                causes.push(FieldCause::forbidden(
+                    &format!("{at}.{field}"),
+                    "cannot be set for an Ephemeral Container",
+                ));
+            }
+        }
+        if c.pointer("/resources")
+            .and_then(Value::as_object)
+            .is_some_and(|r| !r.is_empty())
+        {
+            causes.push(FieldCause::forbidden(
+                &format!("{at}.resources"),
+                "cannot be set for an Ephemeral Container",
+            ));
+        }
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid("", "Pod", &name, causes))
+    }
+}
+
 /// The pods resource.
 pub static RESOURCES: &[Resource] = &[Resource {
     kind: "Pod",
@@ -516,7 +597,7 @@ pub static RESOURCES: &[Resource] = &[Resource {
     singular: "pod",
     short_names: &["po"],
     categories: &["all"],
-    subresources: &["status", "binding"],
+    subresources: &["status", "binding", "ephemeralcontainers"],
     columns: COLUMNS,
     strategy: &PODS,
     schema: |g| g.subschema_for::<k8s_openapi::api::core::v1::Pod>(),

@@ -1,6 +1,8 @@
 //! The resource table: one entry per served resource drives routing, discovery and table printing.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
+
+use parking_lot::RwLock;
 
 use schemars::{Schema, generate::SchemaGenerator};
 use serde_json::{Value, json};
@@ -30,6 +32,17 @@ pub struct Column {
     /// 0 = default output, 1 = `-o wide` only.
     pub priority: u8,
     pub cell: fn(&Value) -> Value,
+}
+
+/// A column defined at run time by a JSONPath into the object (custom resources).
+#[derive(Clone, Debug)]
+pub struct PrinterColumn {
+    pub name: String,
+    pub type_: String,
+    pub format: String,
+    pub description: String,
+    pub priority: u8,
+    pub json_path: String,
 }
 
 /// One served resource.
@@ -228,9 +241,9 @@ const GROUP_ORDER: &[&str] = &[
     "flowcontrol.apiserver.k8s.io",
 ];
 
-/// Every served resource, group by group (core first).
-pub fn all() -> &'static [&'static Resource] {
-    static ALL: LazyLock<Vec<&'static Resource>> = LazyLock::new(|| {
+/// The built-in resources, group by group (core first).
+fn builtin() -> &'static [&'static Resource] {
+    static BUILTIN: LazyLock<Vec<&'static Resource>> = LazyLock::new(|| {
         let mut all: Vec<&'static Resource> = [
             crate::core::RESOURCES,
             crate::pod::RESOURCES,
@@ -238,6 +251,7 @@ pub fn all() -> &'static [&'static Resource] {
             crate::events::RESOURCES,
             crate::workloads::RESOURCES,
             crate::cluster::RESOURCES,
+            crate::crd::RESOURCES,
         ]
         .into_iter()
         .flatten()
@@ -246,13 +260,29 @@ pub fn all() -> &'static [&'static Resource] {
         all.sort_by_key(|r| GROUP_ORDER.iter().position(|g| *g == r.group));
         all
     });
-    &ALL
+    &BUILTIN
+}
+
+/// The served resources: the built-in ones, then those custom resource definitions add.
+static SERVED: LazyLock<RwLock<Arc<Vec<&'static Resource>>>> =
+    LazyLock::new(|| RwLock::new(Arc::new(builtin().to_vec())));
+
+/// Every served resource, group by group (core first, custom resources last), as of now.
+pub fn all() -> Arc<Vec<&'static Resource>> {
+    SERVED.read().clone()
+}
+
+/// Replace the custom resources served (every established CRD's served versions).
+pub fn set_custom(custom: Vec<&'static Resource>) {
+    let mut served = builtin().to_vec();
+    served.extend(custom);
+    *SERVED.write() = Arc::new(served);
 }
 
 /// The groups served, in discovery order (core first), each with its versions.
 pub fn groups() -> Vec<(&'static str, &'static str)> {
     let mut groups: Vec<(&str, &str)> = Vec::new();
-    for r in all() {
+    for r in all().iter() {
         if !groups.contains(&(r.group, r.version)) {
             groups.push((r.group, r.version));
         }

@@ -12,12 +12,16 @@ use crate::status::{ApiError, ApiResult};
 #[derive(Debug)]
 pub enum Endpoint {
     Version,
+    /// `/openapi/v2`: the Swagger 2.0 document (JSON or protobuf).
+    OpenApiV2,
     /// `/openapi/v3`.
     OpenApiIndex,
     /// `/openapi/v3/<group-version path>`.
     OpenApiDocument(String),
     /// `/healthz`, `/livez`, `/readyz`.
     Health(&'static str),
+    /// `/metrics`: Prometheus metrics.
+    Metrics,
     /// `/api`: the legacy core versions, or aggregated discovery.
     CoreDiscovery,
     /// `/apis`: the group list, or aggregated discovery.
@@ -98,11 +102,13 @@ pub fn route(method: &Method, path: &str, query: &Query) -> ApiResult<Endpoint> 
         .collect();
     match parts.as_slice() {
         ["version"] => Ok(Endpoint::Version),
+        ["openapi", "v2"] => Ok(Endpoint::OpenApiV2),
         ["openapi", "v3"] => Ok(Endpoint::OpenApiIndex),
         ["openapi", "v3", rest @ ..] => Ok(Endpoint::OpenApiDocument(rest.join("/"))),
         ["healthz"] => Ok(Endpoint::Health("healthz")),
         ["livez"] => Ok(Endpoint::Health("livez")),
         ["readyz"] => Ok(Endpoint::Health("readyz")),
+        ["metrics"] => Ok(Endpoint::Metrics),
         ["api"] => Ok(Endpoint::CoreDiscovery),
         ["apis"] => Ok(Endpoint::GroupsDiscovery),
         ["apis", group] => Ok(Endpoint::Group(group.to_string())),

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::cache::{CachedItem, Freshness, WatchCache};
+use crate::crd;
 use crate::managed;
 use crate::object::{self, meta_str};
 use crate::openapi::OpenApi;
@@ -64,7 +65,22 @@ struct DeleteOptions {
     grace: Option<i64>,
     uid: Option<String>,
     resource_version: Option<String>,
+    /// `propagationPolicy` (or the deprecated `orphanDependents`): the garbage collector's
+    /// finalizer the deletion records, if any.
+    propagation: Option<Propagation>,
 }
+
+/// How dependents go with their owner (upstream's `DeletionPropagation`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Propagation {
+    Orphan,
+    Background,
+    Foreground,
+}
+
+/// The garbage collector's finalizers a deletion records.
+const ORPHAN_FINALIZER: &str = "orphan";
+const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
 
 impl DeleteOptions {
     fn parse(query: &Query, body: &[u8]) -> ApiResult<DeleteOptions> {
@@ -86,10 +102,53 @@ impl DeleteOptions {
                 .and_then(Value::as_str)
                 .map(str::to_string)
         };
+        let policy = query
+            .get("propagationPolicy")
+            .map(str::to_string)
+            .or_else(|| {
+                body.get("propagationPolicy")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            });
+        let orphan = match query.get("orphanDependents") {
+            Some(o) => Some(o == "true"),
+            None => body.get("orphanDependents").and_then(Value::as_bool),
+        };
+        let mut causes = Vec::new();
+        let propagation = match policy.as_deref() {
+            None => None,
+            Some("Orphan") => Some(Propagation::Orphan),
+            Some("Background") => Some(Propagation::Background),
+            Some("Foreground") => Some(Propagation::Foreground),
+            Some(other) => {
+                causes.push(FieldCause::not_supported(
+                    "propagationPolicy",
+                    other,
+                    &["Foreground", "Background", "Orphan", "nil"],
+                ));
+                None
+            }
+        };
+        if let (Some(orphan), Some(_)) = (orphan, &policy) {
+            causes.push(FieldCause::invalid_raw(
+                "orphanDependents",
+                &orphan.to_string(),
+                "OrphanDependents and DeletionPropagation cannot be both set",
+            ));
+        }
+        if !causes.is_empty() {
+            return Err(ApiError::invalid("meta.k8s.io", "DeleteOptions", "", causes));
+        }
+        let propagation = propagation.or(match orphan {
+            Some(true) => Some(Propagation::Orphan),
+            Some(false) => Some(Propagation::Background),
+            None => None,
+        });
         Ok(DeleteOptions {
             grace,
             uid: pre("uid"),
             resource_version: pre("resourceVersion"),
+            propagation,
         })
     }
 
@@ -327,6 +386,10 @@ fn is_namespace(r: &Resource) -> bool {
     r.group.is_empty() && r.plural == "namespaces"
 }
 
+fn is_crd(r: &Resource) -> bool {
+    r.group == "apiextensions.k8s.io" && r.plural == "customresourcedefinitions"
+}
+
 fn is_service(r: &Resource) -> bool {
     r.group.is_empty() && r.plural == "services"
 }
@@ -341,6 +404,9 @@ fn decode(resource: &Resource, value: &[u8], revision: Revision) -> ApiResult<Va
     })?;
     if let Some(conversion) = resource.conversion {
         object = (conversion.from_stored)(object);
+    } else if object.get("apiVersion").and_then(Value::as_str) != Some(&resource.api_version()) {
+        // Custom resources of another served version (conversion strategy None).
+        object["apiVersion"] = json!(resource.api_version());
     }
     object::set_meta(&mut object, "resourceVersion", json!(revision.to_string()));
     Ok(object)
@@ -441,7 +507,7 @@ impl Rest {
         query: &Query,
         body: &[u8],
         media: &str,
-        table: bool,
+        output: table::Output,
         user_agent: &str,
     ) -> ApiResult<Reply> {
         // Create and update take JSON, YAML or protobuf; all become JSON here.
@@ -483,7 +549,8 @@ impl Rest {
         match (req.subresource.as_deref(), req.verb) {
             (None, _)
             | (Some("status" | "approval"), Verb::Get | Verb::Update | Verb::Patch)
-            | (Some("finalize"), Verb::Update) => {}
+            | (Some("finalize"), Verb::Update)
+            | (Some("ephemeralcontainers"), Verb::Get | Verb::Update | Verb::Patch) => {}
             (Some("scale"), Verb::Get | Verb::Update | Verb::Patch) => {
                 let scale = self.scale(req, body, media, &opts).await?;
                 return Ok(ok(scale));
@@ -499,9 +566,13 @@ impl Rest {
             _ => return Err(ApiError::method_not_allowed()),
         }
         match req.verb {
-            Verb::Get => Ok(ok(single(req.resource, table, self.get(req).await?.0))),
-            Verb::List => self.list(req, query, table).await,
-            Verb::Watch => self.watch(req, query, table).await,
+            Verb::Get => Ok(ok(table::object(
+                req.resource,
+                output,
+                self.get(req).await?.0,
+            )?)),
+            Verb::List => self.list(req, query, output).await,
+            Verb::Watch => self.watch(req, query, output).await,
             Verb::Create => {
                 json_body()?;
                 let created = self.create(req, body, &opts, &mut warnings).await?;
@@ -515,6 +586,7 @@ impl Rest {
             Verb::Update => {
                 json_body()?;
                 let updated = self.update(req, body, &opts, &mut warnings).await?;
+                warnings.extend(req.resource.strategy.warnings(&updated));
                 Ok(Reply::Json(StatusCode::OK, updated, warnings))
             }
             Verb::Patch if media == APPLY_MEDIA_TYPE => {
@@ -537,6 +609,7 @@ impl Rest {
                 let kind = PatchKind::from_content_type(media)
                     .ok_or_else(|| ApiError::unsupported_media_type(media))?;
                 let patched = self.patch(req, kind, body, &opts, &mut warnings).await?;
+                warnings.extend(req.resource.strategy.warnings(&patched));
                 Ok(Reply::Json(StatusCode::OK, patched, warnings))
             }
             Verb::Delete => {
@@ -571,8 +644,15 @@ impl Rest {
         }
     }
 
-    async fn list(&self, req: &ResourceRequest, query: &Query, table: bool) -> ApiResult<Reply> {
+    async fn list(
+        &self,
+        req: &ResourceRequest,
+        query: &Query,
+        output: table::Output,
+    ) -> ApiResult<Reply> {
         let r = req.resource;
+        // Tables and metadata-only forms decode every object.
+        let table = output.transforms();
         let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?;
         let fields = FieldSelector::parse(
             query.get("fieldSelector").unwrap_or(""),
@@ -692,7 +772,7 @@ impl Rest {
             });
             return Ok(Reply::Json(
                 StatusCode::OK,
-                table::table(r, objects.collect(), list_meta),
+                table::list(r, output, objects.collect(), list_meta)?,
                 Vec::new(),
             ));
         }
@@ -1069,7 +1149,8 @@ impl Rest {
                 ));
             }
         };
-        let causes = object::validate_name(r.name_rule, &name, "metadata.name");
+        let mut causes = object::validate_name(r.name_rule, &name, "metadata.name");
+        causes.extend(object::validate_metadata(&object));
         if !causes.is_empty() {
             return Err(ApiError::invalid(r.group, r.kind, &name, causes));
         }
@@ -1130,7 +1211,9 @@ impl Rest {
                 if let Some(allocation) = allocation {
                     allocation.commit(&self.store).await;
                 }
+                self.written(r).await?;
                 object::set_meta(&mut object, "resourceVersion", json!(revision.to_string()));
+                warnings.extend(r.strategy.warnings(&object));
                 Ok(object)
             }
             Ok(WriteOutcome::Conflict { .. }) => {
@@ -1243,6 +1326,7 @@ impl Rest {
         let status_only = matches!(req.subresource.as_deref(), Some("status" | "approval"));
         // `namespaces/<name>/finalize` writes only `spec.finalizers`.
         let finalize = req.subresource.as_deref() == Some("finalize");
+        let ephemeral = req.subresource.as_deref() == Some("ephemeralcontainers");
         let has_status = r.subresources.contains(&"status");
         loop {
             let (current, revision) = self.get(req).await?;
@@ -1250,13 +1334,31 @@ impl Rest {
                 return Err(ApiError::conflict(r.group, r.plural, name));
             }
             let wanted = change(&current)?;
-            let mut object = if finalize {
+            let mut object = if ephemeral {
+                // Only the ephemeral containers change through this subresource.
                 let mut object = current.clone();
-                let finalizers = wanted
-                    .pointer("/spec/finalizers")
+                let list = wanted
+                    .pointer("/spec/ephemeralContainers")
                     .cloned()
                     .unwrap_or(json!([]));
-                object::set_pointer(&mut object, "/spec/finalizers", finalizers);
+                object::set_pointer(&mut object, "/spec/ephemeralContainers", list);
+                object
+            } else if finalize {
+                let mut object = current.clone();
+                match wanted
+                    .pointer("/spec/finalizers")
+                    .filter(|f| f.as_array().is_some_and(|f| !f.is_empty()))
+                {
+                    Some(finalizers) => {
+                        object::set_pointer(&mut object, "/spec/finalizers", finalizers.clone())
+                    }
+                    // None left: the field goes (`spec: {}`), as upstream stores it.
+                    None => {
+                        if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
+                            spec.remove("finalizers");
+                        }
+                    }
+                }
                 object
             } else if status_only {
                 // Only the status changes through /status.
@@ -1290,13 +1392,28 @@ impl Rest {
                 }
             }
             let spec_finalizers = object.pointer("/spec/finalizers").cloned();
-            r.strategy.prepare_update(&current, &mut object)?;
+            let causes = object::validate_metadata(&object);
+            if !causes.is_empty() {
+                return Err(ApiError::invalid(r.group, r.kind, name, causes));
+            }
+            if ephemeral {
+                crate::pod::update_ephemeral_containers(&current, &mut object)?;
+            } else {
+                r.strategy.prepare_update(&current, &mut object)?;
+            }
             if is_priority_class(r) {
                 self.admit_priority_class(r, &object).await?;
             }
             if finalize {
-                if let Some(finalizers) = spec_finalizers {
-                    object::set_pointer(&mut object, "/spec/finalizers", finalizers);
+                match spec_finalizers {
+                    Some(finalizers) => {
+                        object::set_pointer(&mut object, "/spec/finalizers", finalizers)
+                    }
+                    None => {
+                        if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
+                            spec.remove("finalizers");
+                        }
+                    }
                 }
             }
             if let Some(generation) = current
@@ -1328,7 +1445,11 @@ impl Rest {
                 let write = managed::Write {
                     manager: &opts.manager,
                     api_version: &api_version,
-                    subresource: if status_only { "status" } else { opts.via },
+                    subresource: match (status_only, ephemeral) {
+                        (true, _) => "status",
+                        (_, true) => "ephemeralcontainers",
+                        _ => opts.via,
+                    },
                     scope: managed_scope(r, status_only),
                     now: &now,
                 };
@@ -1393,6 +1514,12 @@ impl Rest {
                     None => continue,
                 }
             }
+            // Nothing changed: as upstream, nothing is written and the object keeps its
+            // resourceVersion (a repeated apply or update makes no watch event).
+            object::set_meta(&mut object, "resourceVersion", json!(revision.to_string()));
+            if object == current {
+                return Ok(current);
+            }
             let allocation = match is_service(r) && !status_only {
                 true => {
                     Some(service::allocate(&self.store, Some(&current), &mut object, false).await?)
@@ -1416,6 +1543,7 @@ impl Rest {
             }
             match outcome? {
                 Some(revision) => {
+                    self.written(r).await?;
                     object::set_meta(&mut object, "resourceVersion", json!(revision.to_string()));
                     return Ok(object);
                 }
@@ -1442,6 +1570,27 @@ impl Rest {
             let (mut object, revision) = self.get(req).await?;
             del.check_preconditions(r, name, &object)?;
             let key = r.key(req.namespace.as_deref(), name);
+            // The policy is recorded as the garbage collector's finalizer (upstream's
+            // `deletionFinalizersForGarbageCollection`); Background needs none.
+            match del.propagation {
+                Some(policy) if object.pointer("/metadata/deletionTimestamp").is_none() => {
+                    let list = object::metadata_mut(&mut object)
+                        .entry("finalizers")
+                        .or_insert_with(|| json!([]));
+                    if let Some(list) = list.as_array_mut() {
+                        list.retain(|f| f != ORPHAN_FINALIZER && f != FOREGROUND_FINALIZER);
+                        match policy {
+                            Propagation::Orphan => list.push(json!(ORPHAN_FINALIZER)),
+                            Propagation::Foreground => list.push(json!(FOREGROUND_FINALIZER)),
+                            Propagation::Background => {}
+                        }
+                    }
+                    if list.as_array().is_some_and(Vec::is_empty) {
+                        object::remove_meta(&mut object, "finalizers");
+                    }
+                }
+                _ => {}
+            }
             let has_finalizers = ["/metadata/finalizers", "/spec/finalizers"]
                 .iter()
                 .filter(|p| **p == "/metadata/finalizers" || is_namespace(r))
@@ -1488,6 +1637,9 @@ impl Rest {
                             "resourceVersion",
                             json!(revision.to_string()),
                         );
+                        if is_crd(r) {
+                            self.delete_custom_objects(req, &object).await?;
+                        }
                         return Ok(object);
                     }
                     None => continue,
@@ -1502,8 +1654,10 @@ impl Rest {
                 .await
                 .map_err(store_error)?;
             match swapped(outcome, r, name)? {
-                Some(_) => {
+                Some(deleted_at) => {
                     self.deleted(r, &object).await;
+                    // Upstream answers the last state at the delete's revision.
+                    object::set_meta(&mut object, "resourceVersion", json!(deleted_at.to_string()));
                     return Ok(object);
                 }
                 None => continue,
@@ -1516,6 +1670,64 @@ impl Rest {
         if is_service(r) {
             service::release(&self.store, object).await;
         }
+        if is_crd(r) {
+            if let Err(e) = crd::refresh(&self.store, &self.openapi).await {
+                tracing::warn!(error = %e.message, "cannot refresh custom resources");
+            }
+        }
+    }
+
+    /// After an object was created or changed: custom resource definitions change what is
+    /// served.
+    async fn written(&self, r: &Resource) -> ApiResult<()> {
+        if is_crd(r) {
+            crd::refresh(&self.store, &self.openapi).await?;
+        }
+        Ok(())
+    }
+
+    /// A definition being deleted: delete its custom resources, then let it go by removing
+    /// its cleanup finalizer (upstream's finalizing controller, done in the request).
+    async fn delete_custom_objects(&self, req: &ResourceRequest, crd: &Value) -> ApiResult<()> {
+        crd::refresh(&self.store, &self.openapi).await?;
+        let prefix = crd::objects_prefix(crd);
+        loop {
+            let page = self
+                .store
+                .range(RangeRequest {
+                    prefix: Bytes::from(prefix.clone()),
+                    limit: 500,
+                    ..RangeRequest::default()
+                })
+                .await
+                .map_err(store_error)?;
+            for kv in &page.kvs {
+                self.store
+                    .delete(&kv.key, Some(kv.mod_revision))
+                    .await
+                    .map_err(store_error)?;
+            }
+            if page.kvs.is_empty() {
+                break;
+            }
+        }
+        let update = ResourceRequest {
+            subresource: None,
+            verb: Verb::Update,
+            ..req.clone()
+        };
+        self.modify(&update, None, &WriteOptions::internal(), |current| {
+            let mut object = current.clone();
+            if let Some(list) = object
+                .pointer_mut("/metadata/finalizers")
+                .and_then(Value::as_array_mut)
+            {
+                list.retain(|f| f != crd::CLEANUP_FINALIZER);
+            }
+            Ok(object)
+        })
+        .await
+        .map(|_| ())
     }
 
     /// The `scale` subresource: an `autoscaling/v1` Scale view of the object's replica count;
@@ -1727,7 +1939,7 @@ impl Rest {
         opts: &WriteOptions,
     ) -> ApiResult<Value> {
         let r = req.resource;
-        let list = match self.list(req, query, false).await? {
+        let list = match self.list(req, query, table::Output::Object).await? {
             Reply::Json(_, list, _) => list,
             Reply::Raw(_, bytes) => {
                 serde_json::from_slice(&bytes).map_err(|e| ApiError::internal(e.to_string()))?
@@ -1761,7 +1973,12 @@ impl Rest {
         )
     }
 
-    async fn watch(&self, req: &ResourceRequest, query: &Query, table: bool) -> ApiResult<Reply> {
+    async fn watch(
+        &self,
+        req: &ResourceRequest,
+        query: &Query,
+        output: table::Output,
+    ) -> ApiResult<Reply> {
         let r = req.resource;
         let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?;
         let fields = FieldSelector::parse(
@@ -1811,11 +2028,15 @@ impl Rest {
                 },
             },
         };
+        // timeoutSeconds unset or 0: upstream's random 30–60 minutes.
         let timeout = match query.get("timeoutSeconds") {
-            Some(t) => Duration::from_secs(
-                t.parse()
-                    .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?,
-            ),
+            Some(t) => match t
+                .parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?
+            {
+                0 => default_watch_timeout(),
+                seconds => Duration::from_secs(seconds),
+            },
             None => default_watch_timeout(),
         };
         let prefix = match fields.name() {
@@ -1830,22 +2051,15 @@ impl Rest {
             fields,
             tx,
             bookmarks,
-            table,
-            columns_sent: AtomicBool::new(false),
+            output,
+            headers_sent: AtomicBool::new(false),
         };
+        let deadline = tokio::time::Instant::now() + timeout;
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(timeout, stream.run(store, prefix, start)).await;
+            let run = stream.run(store, prefix, start, deadline);
+            let _ = tokio::time::timeout_at(deadline, run).await;
         });
         Ok(Reply::Stream(rx))
-    }
-}
-
-/// A single object, or a one-row Table when the client asked for tables.
-fn single(r: &Resource, table: bool, object: Value) -> Value {
-    if table {
-        table::table(r, vec![object], json!({}))
-    } else {
-        object
     }
 }
 
@@ -1868,10 +2082,10 @@ struct WatchStream {
     fields: FieldSelector,
     tx: mpsc::Sender<Bytes>,
     bookmarks: bool,
-    /// Send each object as a one-row Table (`kubectl get -w`); only the first carries the
-    /// column definitions.
-    table: bool,
-    columns_sent: AtomicBool,
+    /// The form objects go out in: as they are, as PartialObjectMetadata, or as one-row Tables
+    /// (`kubectl get -w`), where only the first event carries the column definitions.
+    output: table::Output,
+    headers_sent: AtomicBool,
 }
 
 impl WatchStream {
@@ -1880,18 +2094,14 @@ impl WatchStream {
     }
 
     async fn send(&self, kind: &str, object: Value) -> bool {
-        let object = if self.table && matches!(kind, "ADDED" | "MODIFIED" | "DELETED") {
-            let rv = object
-                .pointer("/metadata/resourceVersion")
-                .cloned()
-                .unwrap_or(json!(""));
-            let mut t = table::table(self.resource, vec![object], json!({"resourceVersion": rv}));
-            if self.columns_sent.swap(true, Ordering::Relaxed) {
-                t["columnDefinitions"] = json!([]);
+        // Every event's object is transformed, bookmarks included (as upstream's watch encoder
+        // does); ERROR events carry a Status, which never is.
+        let object = match (kind, self.output) {
+            ("ERROR", _) | (_, table::Output::Object) => object,
+            (_, output) => {
+                let headers = !self.headers_sent.swap(true, Ordering::Relaxed);
+                table::watch_object(self.resource, output, object, headers)
             }
-            t
-        } else {
-            object
         };
         let mut line =
             serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
@@ -1899,7 +2109,13 @@ impl WatchStream {
         self.tx.send(Bytes::from(line)).await.is_ok()
     }
 
-    async fn run(self, store: Store, prefix: String, start: WatchFrom) {
+    async fn run(
+        self,
+        store: Store,
+        prefix: String,
+        start: WatchFrom,
+        deadline: tokio::time::Instant,
+    ) {
         let mut after = match start {
             WatchFrom::After(rv) => rv,
             WatchFrom::Now => store.current_revision(),
@@ -1921,8 +2137,7 @@ impl WatchStream {
                 rv
             }
         };
-        let mut ticker = tokio::time::interval(BOOKMARK_EVERY);
-        ticker.tick().await;
+        let mut bookmarks = BookmarkSchedule::new(tokio::time::Instant::now(), deadline);
         'rewatch: loop {
             let mut watch = match store
                 .watch(prefix.as_bytes(), WatchStart::After(after))
@@ -1965,7 +2180,8 @@ impl WatchStream {
                             return;
                         }
                     },
-                    _ = ticker.tick() => watch.request_progress(),
+                    // The store answers with a Progress message, sent on as a BOOKMARK.
+                    _ = bookmarks.tick() => watch.request_progress(),
                     _ = self.tx.closed() => return,
                 }
             }
@@ -2020,8 +2236,9 @@ impl WatchStream {
                 match (was, is) {
                     (false, true) => self.send("ADDED", object).await,
                     (true, true) => self.send("MODIFIED", object).await,
+                    // As upstream: the last state that matched, at the change's revision.
                     (true, false) => {
-                        let mut last = object;
+                        let mut last = prev.unwrap_or(object);
                         object::set_meta(&mut last, "resourceVersion", json!(revision.to_string()));
                         self.send("DELETED", last).await
                     }
@@ -2039,9 +2256,84 @@ impl WatchStream {
     }
 }
 
+/// When a watch asks the store for progress (a BOOKMARK, when the client allows them), as
+/// upstream's cacher schedules bookmarks: about every minute, and once 2 s before the watch's
+/// deadline, so that a client resuming after the timeout starts as close to now as possible.
+struct BookmarkSchedule {
+    deadline: tokio::time::Instant,
+    next: Option<tokio::time::Instant>,
+}
+
+impl BookmarkSchedule {
+    fn new(now: tokio::time::Instant, deadline: tokio::time::Instant) -> BookmarkSchedule {
+        BookmarkSchedule {
+            deadline,
+            next: next_bookmark(now, deadline),
+        }
+    }
+
+    /// Wait until the next bookmark is due; pending forever once none is left. Cancel-safe:
+    /// the schedule moves on only when a tick completes.
+    async fn tick(&mut self) {
+        let Some(at) = self.next else {
+            return std::future::pending().await;
+        };
+        tokio::time::sleep_until(at).await;
+        self.next = next_bookmark(at, self.deadline);
+    }
+}
+
+/// Upstream's `nextBookmarkTime`: a minute after `now`, or 2 s before the deadline if that is
+/// sooner; none once that moment is not after `now`.
+fn next_bookmark(
+    now: tokio::time::Instant,
+    deadline: tokio::time::Instant,
+) -> Option<tokio::time::Instant> {
+    let heartbeat = now + BOOKMARK_EVERY;
+    let pre_timeout = deadline.checked_sub(Duration::from_secs(2))?;
+    Some(heartbeat.min(pre_timeout)).filter(|at| *at > now)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The seconds after the start at which a watch running `timeout` asks for bookmarks.
+    async fn bookmark_times(timeout: Duration) -> Vec<u64> {
+        let start = tokio::time::Instant::now();
+        let mut schedule = BookmarkSchedule::new(start, start + timeout);
+        let mut times = Vec::new();
+        // The stream ends at the deadline; every bookmark comes before it.
+        let _ = tokio::time::timeout(timeout, async {
+            loop {
+                schedule.tick().await;
+                times.push((tokio::time::Instant::now() - start).as_secs());
+            }
+        })
+        .await;
+        times
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bookmarks_every_minute_and_just_before_the_timeout() {
+        assert_eq!(
+            bookmark_times(Duration::from_secs(150)).await,
+            [60, 120, 148]
+        );
+        assert_eq!(bookmark_times(Duration::from_secs(30)).await, [28]);
+        assert_eq!(bookmark_times(Duration::from_secs(120)).await, [60, 118]);
+        assert_eq!(bookmark_times(Duration::from_secs(62)).await, [60]);
+        // Too short for a bookmark before the deadline.
+        assert_eq!(
+            bookmark_times(Duration::from_secs(2)).await,
+            Vec::<u64>::new()
+        );
+        let default = default_watch_timeout();
+        assert!((1800..3600).contains(&default.as_secs()), "{default:?}");
+        let times = bookmark_times(default).await;
+        assert_eq!(times.len() as u64, (default.as_secs() - 2).div_ceil(60));
+        assert_eq!(times.last().copied(), Some(default.as_secs() - 2));
+    }
 
     #[test]
     fn stored_items_are_spliced_like_decoded_ones() {

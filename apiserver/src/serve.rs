@@ -16,7 +16,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::discovery;
-use crate::request::{Endpoint, Query, route};
+use crate::metrics::{Metrics, RequestKind, RequestLabels};
+use crate::request::{Endpoint, Query, Verb, route};
 use crate::rest::{Reply, Rest};
 use crate::status::ApiError;
 use crate::tls::{ClientVerifier, Identity};
@@ -25,6 +26,9 @@ pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 /// Request bodies larger than this get 413.
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+/// Responses larger than this are gzip-compressed for clients that accept it (upstream's
+/// `defaultGzipThresholdBytes`); smaller ones and watches never are.
+const GZIP_THRESHOLD_BYTES: u64 = 128 * 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything a request handler needs.
@@ -34,6 +38,7 @@ pub struct Api {
     /// `host:port` clients reach us at (for legacy `/api`).
     pub server_address: String,
     pub git_version: String,
+    pub metrics: Arc<Metrics>,
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
@@ -66,6 +71,81 @@ fn stream_response(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Response<Body> {
         .unwrap_or_else(|_| Response::new(full(Bytes::new())))
 }
 
+/// Whether the client accepts gzip: a `gzip` token in `Accept-Encoding`, as upstream checks.
+fn accepts_gzip(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim() == "gzip")
+}
+
+/// Gzip a complete response body larger than [`GZIP_THRESHOLD_BYTES`] (at level 1, as upstream
+/// does: nearly the ratio of higher levels for much less CPU), off the async threads.
+async fn compress(response: Response<Body>) -> Response<Body> {
+    use hyper::body::Body as _;
+    let large = response
+        .body()
+        .size_hint()
+        .exact()
+        .is_some_and(|n| n > GZIP_THRESHOLD_BYTES);
+    if !large || response.headers().contains_key(header::CONTENT_ENCODING) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(never) => match never {},
+    };
+    let plain = bytes.clone();
+    let compressed = tokio::task::spawn_blocking(move || {
+        use std::io::Write as _;
+        let mut encoder = flate2::write::GzEncoder::new(
+            Vec::with_capacity(bytes.len() / 4),
+            flate2::Compression::fast(),
+        );
+        encoder.write_all(&bytes)?;
+        encoder.finish()
+    })
+    .await;
+    match compressed {
+        Ok(Ok(compressed)) => {
+            parts.headers.remove(header::CONTENT_LENGTH);
+            parts.headers.insert(
+                header::CONTENT_ENCODING,
+                http::HeaderValue::from_static("gzip"),
+            );
+            parts.headers.append(
+                header::VARY,
+                http::HeaderValue::from_static("Accept-Encoding"),
+            );
+            Response::from_parts(parts, full(compressed))
+        }
+        _ => Response::from_parts(parts, full(plain)),
+    }
+}
+
+/// How the request metrics label a request; `None` for requests they do not count (paths
+/// that name nothing served, `/version`, OpenAPI and `/metrics`).
+fn request_labels(
+    endpoint: &Endpoint,
+    path: &str,
+    query: &Query,
+    content_type: &str,
+) -> Option<RequestLabels> {
+    match endpoint {
+        Endpoint::Resource(req) => Some(RequestLabels::resource(req, query, content_type)),
+        Endpoint::CoreDiscovery
+        | Endpoint::GroupsDiscovery
+        | Endpoint::Group(_)
+        | Endpoint::Resources { .. } => Some(RequestLabels::path(path, "apiserver")),
+        // Upstream's health checks carry no component.
+        Endpoint::Health(_) => Some(RequestLabels::path(path, "")),
+        _ => None,
+    }
+}
+
 impl Api {
     pub async fn handle(
         self: Arc<Self>,
@@ -93,6 +173,7 @@ impl Api {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("application/json")
             .to_string();
+        let gzip = accepts_gzip(req.headers());
         let started = std::time::Instant::now();
         let endpoint = match route(&method, &path, &query) {
             Ok(endpoint) => endpoint,
@@ -107,6 +188,9 @@ impl Api {
                 error_response(&ApiError::unauthorized()),
             );
         }
+        let labels = request_labels(&endpoint, &path, &query, &content_type);
+        let watch = matches!(&endpoint, Endpoint::Resource(r) if r.verb == Verb::Watch);
+        let _inflight = (!watch).then(|| self.metrics.inflight(RequestKind::of(&method)));
         let body = match Limited::new(req.into_body(), MAX_BODY_BYTES)
             .collect()
             .await
@@ -127,6 +211,33 @@ impl Api {
         {
             Ok(response) => response,
             Err(e) => error_response(&e),
+        };
+        let streaming = watch && response.status() == StatusCode::OK;
+        let response = match labels {
+            // A watch counts as open until its body is dropped (stream ended or client gone),
+            // then as one request lasting that long.
+            Some(labels) if streaming => {
+                let open = self.metrics.long_running(labels, started);
+                response.map(|body| {
+                    body.map_frame(move |frame| {
+                        let _open = &open;
+                        frame
+                    })
+                    .boxed_unsync()
+                })
+            }
+            labels => {
+                let response = if gzip && !streaming {
+                    compress(response).await
+                } else {
+                    response
+                };
+                if let Some(labels) = labels {
+                    let code = response.status().as_u16();
+                    self.metrics.observe(&labels, code, started.elapsed());
+                }
+                response
+            }
         };
         self.finish(&method, &path, started, response)
     }
@@ -154,6 +265,22 @@ impl Api {
         let ok_json = |v: Value| json_response(StatusCode::OK, &v, "application/json");
         Ok(match endpoint {
             Endpoint::Version => ok_json(self.version()),
+            Endpoint::Metrics => Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)
+                .body(full(self.metrics.render(&self.rest.store).await))
+                .unwrap_or_else(|_| Response::new(full(Bytes::new()))),
+            Endpoint::OpenApiV2 => {
+                let v2 = self.rest.openapi.v2();
+                let (doc, content_type) = v2.negotiate(accept)?;
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, content_type)
+                    .header(header::ETAG, v2.etag())
+                    .header(header::VARY, "Accept")
+                    .body(full(doc))
+                    .unwrap_or_else(|_| Response::new(full(Bytes::new())))
+            }
             Endpoint::OpenApiIndex => ok_json(self.rest.openapi.index()),
             Endpoint::OpenApiDocument(path) => {
                 let (doc, immutable) = self
@@ -209,13 +336,10 @@ impl Api {
             ),
             Endpoint::Resource(req) => {
                 let media = content_type.split(';').next().unwrap_or("").trim();
-                let table = accept
-                    .split(',')
-                    .next()
-                    .is_some_and(|first| first.contains("as=Table"));
+                let output = crate::table::Output::negotiate(accept, query.get("includeObject"))?;
                 match self
                     .rest
-                    .handle(&req, query, body, media, table, user_agent)
+                    .handle(&req, query, body, media, output, user_agent)
                     .await?
                 {
                     Reply::Json(code, value, warnings) => {

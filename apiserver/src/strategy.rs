@@ -27,6 +27,17 @@ pub trait Strategy: Sync + std::fmt::Debug {
         Ok(())
     }
 
+    /// Table columns computed at run time (custom resources' `additionalPrinterColumns`);
+    /// `None`: the resource's static columns.
+    fn printer_columns(&self) -> Option<&[crate::registry::PrinterColumn]> {
+        None
+    }
+
+    /// `Warning:` headers a create or update of `object` gets.
+    fn warnings(&self, _object: &Value) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Whether an update bumps `metadata.generation` (resources that track it): by default,
     /// any change outside metadata and status.
     fn bumps_generation(&self, old: &Value, new: &Value) -> bool {

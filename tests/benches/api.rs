@@ -132,7 +132,7 @@ async fn run() -> Result<()> {
         ms(percentile(&lat, 0.99))
     );
 
-    // LIST of 10,000 objects (ConfigMaps of ~0.6 KiB: pods are not served yet).
+    // LIST of 10,000 ConfigMaps of ~0.6 KiB.
     let listed = clients * per;
     let mut lat = Vec::new();
     for _ in 0..20 {
@@ -155,6 +155,75 @@ async fn run() -> Result<()> {
         ms(percentile(&lat, 0.5)),
         ms(percentile(&lat, 0.99))
     );
+
+    // LIST of 10,000 pods (each ~2 KiB stored after defaulting), whole and by label selector
+    // (served from the watch cache), created by 32 HTTP/2 clients.
+    let pods = 10_000 / scale;
+    let per = pods / clients;
+    let pod = |w: usize, i: usize| {
+        Bytes::from(format!(
+            r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"p-{w}-{i}","namespace":"pods","labels":{{"app":"bench","shard":"s{}"}}}},"spec":{{"containers":[{{"name":"app","image":"registry.local/app:1.0","ports":[{{"containerPort":8080}}],"env":[{{"name":"MODE","value":"bench"}}],"resources":{{"requests":{{"cpu":"100m","memory":"64Mi"}},"limits":{{"cpu":"500m","memory":"128Mi"}}}}}}]}}}}"#,
+            i % 10
+        ))
+    };
+    send(
+        &client,
+        "POST",
+        &format!("{url}/api/v1/namespaces"),
+        Some(Bytes::from_static(
+            br#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"pods"}}"#,
+        )),
+    )
+    .await?;
+    let mut tasks = Vec::new();
+    for w in 0..clients {
+        let (client, url) = (client_for(&server)?, url.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per {
+                let status = send(
+                    &client,
+                    "POST",
+                    &format!("{url}/api/v1/namespaces/pods/pods"),
+                    Some(pod(w, i)),
+                )
+                .await?;
+                anyhow::ensure!(status == 201, "pod create answered {status}");
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let created = clients * per;
+    for (label, query, expect) in [
+        ("", "", created),
+        (", labelSelector=shard=s3", "?labelSelector=shard%3Ds3", created / 10),
+    ] {
+        let mut lat = Vec::new();
+        let mut bytes = 0;
+        for _ in 0..20 {
+            let t = Instant::now();
+            let (status, body) = get(
+                &client,
+                &format!("{url}/api/v1/namespaces/pods/pods{query}"),
+            )
+            .await?;
+            lat.push(t.elapsed());
+            anyhow::ensure!(status == 200, "pod list answered {status}");
+            bytes = body.len();
+            let list: serde_json::Value = serde_json::from_slice(&body)?;
+            let items = list["items"].as_array().map_or(0, Vec::len);
+            anyhow::ensure!(items == expect, "listed {items} pods, expected {expect}");
+        }
+        lat.sort();
+        println!(
+            "| LIST of {created} pods{label}, JSON ({:.1} MiB, {expect} items) | p50 {}, p99 {} |",
+            bytes as f64 / (1024.0 * 1024.0),
+            ms(percentile(&lat, 0.5)),
+            ms(percentile(&lat, 0.99))
+        );
+    }
 
     // 1,000 concurrent watches seeing one change.
     let watchers = 1000;

@@ -81,8 +81,10 @@ impl Server {
 
     /// [`Server::curl`] with another method (PUT, PATCH, DELETE).
     pub fn curl_with(&self, method: &str, content_type: &str, path: &str, body: &str) -> String {
+        use std::io::Write;
         let tls = self.data_dir.join("tls");
-        let out = Command::new("curl")
+        // The body goes through stdin: an argument is limited to 128 KiB.
+        let mut child = Command::new("curl")
             .args([
                 "-sS",
                 "-X",
@@ -92,7 +94,7 @@ impl Server {
                 "-H",
                 &format!("Content-Type: {content_type}"),
                 "--data-binary",
-                body,
+                "@-",
             ])
             .arg("--cacert")
             .arg(tls.join("ca.crt"))
@@ -101,8 +103,14 @@ impl Server {
             .arg("--key")
             .arg(tls.join("admin.key"))
             .arg(format!("{}{path}", self.url()))
-            .output()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
             .expect("running curl");
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(body.as_bytes()).expect("writing curl's input");
+        }
+        let out = child.wait_with_output().expect("running curl");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 

@@ -1099,3 +1099,130 @@ fn streaming_list_watch_ends_initial_events_with_a_bookmark() {
     let (events, _) = watch("sendInitialEvents=false");
     assert_eq!(events, "");
 }
+
+#[test]
+fn ephemeral_containers_are_only_added_through_their_subresource() {
+    let (_tmp, s) = server();
+    s.kubectl_ok(&["run", "p1", "--image=nginx"]).unwrap();
+    s.kubectl_ok(&["debug", "p1", "--image=busybox", "-c", "dbg"])
+        .unwrap();
+    assert_eq!(
+        s.kubectl_ok(&[
+            "get",
+            "pod",
+            "p1",
+            "-o",
+            "jsonpath={.spec.ephemeralContainers[0].name} {.spec.ephemeralContainers[0].terminationMessagePolicy}"
+        ])
+        .unwrap(),
+        "dbg File"
+    );
+    // Removing one is refused; the main resource cannot add one either.
+    let path = "/api/v1/namespaces/default/pods/p1/ephemeralcontainers";
+    let out = s.curl_with(
+        "PATCH",
+        "application/merge-patch+json",
+        path,
+        r#"{"spec":{"ephemeralContainers":[]}}"#,
+    );
+    assert!(
+        out.contains(r#"existing ephemeral containers \"dbg\" may not be removed"#)
+            && out.ends_with("422"),
+        "{out}"
+    );
+    let err = s
+        .kubectl_err(&[
+            "patch",
+            "pod",
+            "p1",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"ephemeralContainers":[{"name":"x","image":"busybox"}]}}"#,
+        ])
+        .unwrap();
+    assert!(
+        err.contains("Forbidden: pod updates may not change fields"),
+        "{err}"
+    );
+}
+
+#[test]
+fn metadata_is_validated_as_upstream() {
+    let (_tmp, s) = server();
+    let big = "a".repeat(300 * 1024);
+    let body = format!(
+        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"big","annotations":{{"a":"{big}"}}}}}}"#
+    );
+    let out = s.curl(
+        "application/json",
+        "/api/v1/namespaces/default/configmaps",
+        &body,
+    );
+    assert!(
+        out.contains("metadata.annotations: Too long: may not be more than 262144 bytes")
+            && out.ends_with("422"),
+        "{}",
+        &out[out.len().saturating_sub(300)..]
+    );
+    let out = s.curl(
+        "application/json",
+        "/api/v1/namespaces/default/configmaps",
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"l","labels":{"bad key":"v"},"finalizers":["no/pe/x"]}}"#,
+    );
+    assert!(
+        out.contains(r#"metadata.labels: Invalid value: \"bad key\": name part must consist of alphanumeric characters"#)
+            && out.contains("metadata.finalizers[0]")
+            && out.ends_with("422"),
+        "{out}"
+    );
+}
+
+#[test]
+fn propagation_policies_are_recorded_as_finalizers() {
+    let (_tmp, s) = server();
+    for name in ["orphaned", "foreground", "background"] {
+        s.kubectl_ok(&["create", "configmap", name]).unwrap();
+    }
+    s.kubectl_ok(&[
+        "delete",
+        "cm",
+        "orphaned",
+        "--cascade=orphan",
+        "--wait=false",
+    ])
+    .unwrap();
+    s.kubectl_ok(&[
+        "delete",
+        "cm",
+        "foreground",
+        "--cascade=foreground",
+        "--wait=false",
+    ])
+    .unwrap();
+    s.kubectl_ok(&["delete", "cm", "background"]).unwrap();
+    let left = s
+        .kubectl_ok(&[
+            "get",
+            "cm",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}={.metadata.finalizers}{\"\\n\"}{end}",
+        ])
+        .unwrap();
+    assert!(left.contains(r#"orphaned=["orphan"]"#), "{left}");
+    assert!(
+        left.contains(r#"foreground=["foregroundDeletion"]"#),
+        "{left}"
+    );
+    assert!(!left.contains("background"), "{left}");
+    let out = s.curl_with(
+        "DELETE",
+        "application/json",
+        "/api/v1/namespaces/default/configmaps/orphaned?propagationPolicy=Sideways",
+        "",
+    );
+    assert!(
+        out.contains(r#"propagationPolicy: Unsupported value: \"Sideways\""#)
+            && out.ends_with("422"),
+        "{out}"
+    );
+}

@@ -77,6 +77,10 @@ fn crate_dirs() -> (PathBuf, PathBuf) {
             "--format-version",
             "1",
             "--offline",
+            // Only this platform's packages: a build downloads no others (kube-rs, a test
+            // dependency, brings Android and Windows ones).
+            "--filter-platform",
+            "host-tuple",
             "--manifest-path",
         ])
         .arg(&manifest)
