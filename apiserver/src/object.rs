@@ -242,7 +242,11 @@ pub fn validate_metadata(object: &Value) -> Vec<FieldCause> {
                 ));
             }
             if !value.is_empty() && !is_name_part(value) {
-                causes.push(FieldCause::invalid("metadata.labels", value, LABEL_VALUE_MSG));
+                causes.push(FieldCause::invalid(
+                    "metadata.labels",
+                    value,
+                    LABEL_VALUE_MSG,
+                ));
             }
         }
     }
@@ -266,7 +270,11 @@ pub fn validate_metadata(object: &Value) -> Vec<FieldCause> {
         for (i, f) in finalizers.iter().enumerate() {
             let f = f.as_str().unwrap_or_default();
             for problem in qualified_name_problems(f) {
-                causes.push(FieldCause::invalid(&format!("metadata.finalizers[{i}]"), f, &problem));
+                causes.push(FieldCause::invalid(
+                    &format!("metadata.finalizers[{i}]"),
+                    f,
+                    &problem,
+                ));
             }
         }
     }

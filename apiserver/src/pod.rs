@@ -559,13 +559,25 @@ pub fn update_ephemeral_containers(old: &Value, new: &mut Value) -> ApiResult<()
         if cname.is_empty() {
             causes.push(FieldCause::required(&format!("{at}.name")));
         } else if names.iter().any(|n| n == cname) {
-            causes.push(FieldCause::duplicate(&format!("{at}.name"), &format!("{cname:?}")));
+            causes.push(FieldCause::duplicate(
+                &format!("{at}.name"),
+                &format!("{cname:?}"),
+            ));
         }
         names.push(cname.to_string());
-        if c.get("image").and_then(Value::as_str).is_none_or(str::is_empty) {
+        if c.get("image")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
             causes.push(FieldCause::required(&format!("{at}.image")));
         }
-        for field in ["ports", "livenessProbe", "readinessProbe", "startupProbe", "lifecycle"] {
+        for field in [
+            "ports",
+            "livenessProbe",
+            "readinessProbe",
+            "startupProbe",
+            "lifecycle",
+        ] {
             if c.get(field).is_some_and(|v| !v.is_null()) {
                 causes.push(FieldCause::forbidden(
                     &format!("{at}.{field}"),

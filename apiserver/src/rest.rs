@@ -137,7 +137,12 @@ impl DeleteOptions {
             ));
         }
         if !causes.is_empty() {
-            return Err(ApiError::invalid("meta.k8s.io", "DeleteOptions", "", causes));
+            return Err(ApiError::invalid(
+                "meta.k8s.io",
+                "DeleteOptions",
+                "",
+                causes,
+            ));
         }
         let propagation = propagation.or(match orphan {
             Some(true) => Some(Propagation::Orphan),
@@ -1657,7 +1662,11 @@ impl Rest {
                 Some(deleted_at) => {
                     self.deleted(r, &object).await;
                     // Upstream answers the last state at the delete's revision.
-                    object::set_meta(&mut object, "resourceVersion", json!(deleted_at.to_string()));
+                    object::set_meta(
+                        &mut object,
+                        "resourceVersion",
+                        json!(deleted_at.to_string()),
+                    );
                     return Ok(object);
                 }
                 None => continue,

@@ -198,7 +198,11 @@ async fn run() -> Result<()> {
     let created = clients * per;
     for (label, query, expect) in [
         ("", "", created),
-        (", labelSelector=shard=s3", "?labelSelector=shard%3Ds3", created / 10),
+        (
+            ", labelSelector=shard=s3",
+            "?labelSelector=shard%3Ds3",
+            created / 10,
+        ),
     ] {
         let mut lat = Vec::new();
         let mut bytes = 0;

@@ -108,7 +108,9 @@ impl Server {
             .spawn()
             .expect("running curl");
         if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(body.as_bytes()).expect("writing curl's input");
+            stdin
+                .write_all(body.as_bytes())
+                .expect("writing curl's input");
         }
         let out = child.wait_with_output().expect("running curl");
         String::from_utf8_lossy(&out.stdout).into_owned()
