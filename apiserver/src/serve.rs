@@ -232,8 +232,10 @@ impl Api {
                 } else {
                     response
                 };
-                if let Some(labels) = labels {
-                    let code = response.status().as_u16();
+                let code = response.status().as_u16();
+                // A path naming nothing served (`/apis/<unknown group>`) would add a series per
+                // path: not counted.
+                if let Some(labels) = labels.filter(|l| !(l.resource.is_empty() && code == 404)) {
                     self.metrics.observe(&labels, code, started.elapsed());
                 }
                 response

@@ -114,16 +114,12 @@ fn custom_table(
     objects: Vec<Value>,
     list_meta: Value,
 ) -> Value {
-    let mut columns = vec![column(
-        NAME_COLUMN.0,
-        "string",
-        "name",
-        NAME_COLUMN.1,
-        0,
-    )];
-    columns.extend(printer.iter().map(|c| {
-        column(&c.name, &c.type_, &c.format, &c.description, c.priority)
-    }));
+    let mut columns = vec![column(NAME_COLUMN.0, "string", "name", NAME_COLUMN.1, 0)];
+    columns.extend(
+        printer
+            .iter()
+            .map(|c| column(&c.name, &c.type_, &c.format, &c.description, c.priority)),
+    );
     let rows: Vec<Value> = objects
         .iter()
         .map(|o| {
@@ -140,7 +136,10 @@ fn custom_table(
 }
 
 /// The NAME column's name and description.
-const NAME_COLUMN: (&str, &str) = ("Name", "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names");
+const NAME_COLUMN: (&str, &str) = (
+    "Name",
+    "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names",
+);
 
 /// The `meta.k8s.io` version a transformed response is in (the `v=` of its Accept clause).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
