@@ -82,6 +82,12 @@ pub struct ServerArgs {
     /// Keep at least this many revisions of store history.
     #[arg(long, default_value_t = 10_000)]
     pub history_min_revisions: u64,
+    /// Static bearer tokens, one `token,user,uid,"group1,group2"` line each (upstream's format).
+    #[arg(long)]
+    pub token_auth_file: Option<PathBuf>,
+    /// Allow every authenticated request (no Node or RBAC authorization); for debugging only.
+    #[arg(long)]
+    pub disable_authorization: bool,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -39,6 +39,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             port: args.https_listen_port,
             write_kubeconfig: args.write_kubeconfig.clone(),
             event_ttl: args.event_ttl,
+            token_auth_file: args.token_auth_file.clone(),
+            authorization: !args.disable_authorization,
         },
         store.clone(),
         shutdown.clone(),
@@ -85,8 +87,9 @@ async fn finish(
 /// The controllers' connection to this server: loopback when it listens on every address, and
 /// a client certificate for `system:kube-controller-manager` minted by the cluster CA at each
 /// start (held in memory only).
-// FIXME(security issue): each controller gets its own service-account identity, and RBAC then
-// limits it; until then any cluster-CA certificate is admin.
+// FIXME(security issue): each controller should get its own service-account identity
+// (`--use-service-account-credentials`); until then this one user is bound to upstream's
+// `system:kube-controller-manager` role and to every `system:controller:<name>` role.
 fn controllers_client(
     api: &k1s_apiserver::Running,
 ) -> anyhow::Result<k1s_controllers::ClientConfig> {

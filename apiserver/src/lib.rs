@@ -3,7 +3,7 @@
 pub mod kubeconfig;
 pub mod tls;
 
-#[allow(dead_code, reason = "the security chain wires it into the request path")]
+mod admission;
 mod auth;
 mod cache;
 mod cluster;
@@ -76,6 +76,11 @@ pub enum Error {
     },
     #[error("cannot create the initial object {name}: {message}")]
     Bootstrap { name: String, message: String },
+    #[error("cannot set up authentication")]
+    Auth {
+        #[source]
+        source: auth::Error,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -90,6 +95,11 @@ pub struct Config {
     pub write_kubeconfig: Option<PathBuf>,
     /// How long events live after their last write.
     pub event_ttl: std::time::Duration,
+    /// Static bearer tokens (`--token-auth-file`, upstream's CSV).
+    pub token_auth_file: Option<PathBuf>,
+    /// Enforce authorization (the Node authorizer, then RBAC). Off, every authenticated
+    /// request is allowed and anonymous ones reach only the public endpoints.
+    pub authorization: bool,
 }
 
 /// A started API server.
@@ -154,6 +164,15 @@ pub async fn start(config: Config, store: Store, shutdown: CancellationToken) ->
         event_ttl: config.event_ttl,
     };
     bootstrap(&rest).await?;
+    bootstrap_policy(&rest).await?;
+    let rbac = auth::rbac::Cache::start(rest.store.clone()).await;
+    let auth = auth::Auth::new(
+        &tls_dir,
+        config.token_auth_file.as_deref(),
+        rbac,
+        config.authorization,
+    )
+    .map_err(|source| Error::Auth { source })?;
     crd::refresh(&rest.store, &rest.openapi)
         .await
         .map_err(|e| Error::Bootstrap {
@@ -196,6 +215,7 @@ pub async fn start(config: Config, store: Store, shutdown: CancellationToken) ->
     let api = Arc::new(serve::Api {
         rest,
         verifier,
+        auth,
         server_address: format!("{client_ip}:{}", local_addr.port()),
         git_version: git_version(),
         metrics: Arc::new(metrics::Metrics::new()),
@@ -233,6 +253,34 @@ async fn bootstrap_service(rest: &rest::Rest, address: IpAddr, port: u16) -> Res
             .await
             .map_err(|e| Error::Bootstrap {
                 name: format!("default/kubernetes {plural}"),
+                message: e.message,
+            })?;
+    }
+    Ok(())
+}
+
+/// Create upstream's bootstrap RBAC roles and bindings, and bring them back in line at every
+/// start unless an object opted out (`rbac.authorization.kubernetes.io/autoupdate: "false"`).
+async fn bootstrap_policy(rest: &rest::Rest) -> Result<()> {
+    for (plural, object) in auth::policy::bootstrap() {
+        let resource = registry::find("rbac.authorization.k8s.io", "v1", plural)
+            .expect("rbac resources are served");
+        let name = object["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let key = resource.key(None, &name);
+        let stored = rest
+            .store
+            .get(key.as_bytes(), None)
+            .await
+            .ok()
+            .and_then(|(_, kv)| kv)
+            .and_then(|kv| serde_json::from_slice::<serde_json::Value>(&kv.value).ok());
+        if stored.as_ref().is_some_and(auth::policy::keeps_own) {
+            continue;
+        }
+        rest.ensure_object(resource, None, &object)
+            .await
+            .map_err(|e| Error::Bootstrap {
+                name: format!("{plural}/{name}"),
                 message: e.message,
             })?;
     }

@@ -252,6 +252,7 @@ fn builtin() -> &'static [&'static Resource] {
             crate::workloads::RESOURCES,
             crate::cluster::RESOURCES,
             crate::crd::RESOURCES,
+            crate::auth::reviews::RESOURCES,
         ]
         .into_iter()
         .flatten()

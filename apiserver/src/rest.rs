@@ -19,7 +19,7 @@ use crate::managed;
 use crate::object::{self, meta_str};
 use crate::openapi::OpenApi;
 use crate::patch::{self, PatchKind};
-use crate::registry::{self, Resource};
+use crate::registry::Resource;
 use crate::request::{Query, ResourceRequest, Verb};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::service;
@@ -212,6 +212,10 @@ struct WriteOptions {
     /// The subresource a write through the main object stands for (`scale`), for
     /// managedFields.
     via: &'static str,
+    /// Who writes (admission plugins read it).
+    user: crate::auth::UserInfo,
+    /// `Warning:`s admission gave an update (`modify` has no warnings of its own to add to).
+    admitted: parking_lot::Mutex<Vec<String>>,
 }
 
 impl WriteOptions {
@@ -223,6 +227,8 @@ impl WriteOptions {
             manager: "k1s".into(),
             apply: false,
             via: "",
+            user: crate::auth::UserInfo::system(),
+            admitted: Default::default(),
         }
     }
 
@@ -258,6 +264,8 @@ impl WriteOptions {
             manager: managed::manager_name(field_manager, user_agent),
             apply: false,
             via: "",
+            user: crate::auth::UserInfo::system(),
+            admitted: Default::default(),
         })
     }
 }
@@ -399,10 +407,6 @@ fn is_service(r: &Resource) -> bool {
     r.group.is_empty() && r.plural == "services"
 }
 
-fn is_priority_class(r: &Resource) -> bool {
-    r.group == "scheduling.k8s.io" && r.plural == "priorityclasses"
-}
-
 fn decode(resource: &Resource, value: &[u8], revision: Revision) -> ApiResult<Value> {
     let mut object: Value = serde_json::from_slice(value).map_err(|e| {
         ApiError::internal(format!("stored {} is not valid JSON: {e}", resource.plural))
@@ -514,6 +518,7 @@ impl Rest {
         media: &str,
         output: table::Output,
         user_agent: &str,
+        user: &crate::auth::UserInfo,
     ) -> ApiResult<Reply> {
         // Create and update take JSON, YAML or protobuf; all become JSON here.
         let decoded;
@@ -548,6 +553,7 @@ impl Rest {
         };
         let ok = |object| Reply::Json(StatusCode::OK, object, Vec::new());
         let mut opts = WriteOptions::from_query(query, user_agent)?;
+        opts.user = user.clone();
         let mut warnings = Vec::new();
         // Subresources: `status` (get, update, patch) where the resource has one; the others
         // (finalize, token) arrive with their issues.
@@ -591,12 +597,14 @@ impl Rest {
             Verb::Update => {
                 json_body()?;
                 let updated = self.update(req, body, &opts, &mut warnings).await?;
+                warnings.append(&mut opts.admitted.lock());
                 warnings.extend(req.resource.strategy.warnings(&updated));
                 Ok(Reply::Json(StatusCode::OK, updated, warnings))
             }
             Verb::Patch if media == APPLY_MEDIA_TYPE => {
                 opts.apply = true;
                 let (code, applied) = self.apply(req, query, body, &opts, &mut warnings).await?;
+                warnings.append(&mut opts.admitted.lock());
                 Ok(Reply::Json(code, applied, warnings))
             }
             Verb::Patch => {
@@ -614,6 +622,7 @@ impl Rest {
                 let kind = PatchKind::from_content_type(media)
                     .ok_or_else(|| ApiError::unsupported_media_type(media))?;
                 let patched = self.patch(req, kind, body, &opts, &mut warnings).await?;
+                warnings.append(&mut opts.admitted.lock());
                 warnings.extend(req.resource.strategy.warnings(&patched));
                 Ok(Reply::Json(StatusCode::OK, patched, warnings))
             }
@@ -1008,65 +1017,6 @@ impl Rest {
         Ok(object::with_type_meta(r, object))
     }
 
-    /// The namespace of a create exists and is not being deleted (upstream's
-    /// NamespaceLifecycle admission).
-    async fn namespace_open(&self, req: &ResourceRequest, name: &str) -> ApiResult<()> {
-        let Some(ns) = req.namespace.as_deref().filter(|_| req.resource.namespaced) else {
-            return Ok(());
-        };
-        let key = registry::namespaces().key(None, ns);
-        match self
-            .store
-            .get(key.as_bytes(), None)
-            .await
-            .map_err(store_error)?
-        {
-            (_, Some(kv)) => {
-                let namespace = decode(registry::namespaces(), &kv.value, kv.mod_revision)?;
-                if namespace.pointer("/metadata/deletionTimestamp").is_some() {
-                    let r = req.resource;
-                    return Err(ApiError::forbidden(
-                        r.group,
-                        r.plural,
-                        name,
-                        &format!(
-                            "unable to create new content in namespace {ns} because it is being terminated"
-                        ),
-                        Some(json!({
-                            "reason": "NamespaceTerminating",
-                            "message": format!("namespace {ns} is being terminated"),
-                            "field": "metadata.namespace",
-                        })),
-                    ));
-                }
-                Ok(())
-            }
-            (_, None) => Err(ApiError::not_found("", "namespaces", ns)),
-        }
-    }
-
-    /// Priority admission: at most one priority class is the global default (upstream's
-    /// `Priority` admission plugin, checked against the stored classes).
-    async fn admit_priority_class(&self, r: &Resource, object: &Value) -> ApiResult<()> {
-        let page = self
-            .store
-            .range(RangeRequest {
-                prefix: Bytes::from(r.prefix()),
-                start_after: None,
-                revision: None,
-                limit: 0,
-                count_only: false,
-            })
-            .await
-            .map_err(store_error)?;
-        let existing = page
-            .kvs
-            .iter()
-            .map(|kv| decode(r, &kv.value, kv.mod_revision))
-            .collect::<ApiResult<Vec<_>>>()?;
-        crate::cluster::admit_priority_class(object, &existing)
-    }
-
     /// Create an object from a JSON value (used for the objects every cluster starts with).
     pub async fn create_object(
         &self,
@@ -1159,7 +1109,7 @@ impl Rest {
         if !causes.is_empty() {
             return Err(ApiError::invalid(r.group, r.kind, &name, causes));
         }
-        self.namespace_open(req, &name).await?;
+        let requested_name = meta_str(&object, "name").unwrap_or_default().to_string();
         object::set_meta(&mut object, "name", json!(name));
         if r.namespaced {
             object::set_meta(
@@ -1177,9 +1127,6 @@ impl Rest {
         object::remove_meta(&mut object, "deletionTimestamp");
         object::remove_meta(&mut object, "resourceVersion");
         r.strategy.prepare_create(&mut object)?;
-        if is_priority_class(r) {
-            self.admit_priority_class(r, &object).await?;
-        }
         if r.generation {
             object::set_meta(&mut object, "generation", json!(1));
         }
@@ -1195,6 +1142,22 @@ impl Rest {
             };
             managed::record_update(None, &mut object, self.managed_schema(r), &write);
         }
+        let namespace = meta_str(&object, "namespace").unwrap_or_default().to_string();
+        let attrs = crate::admission::Attributes {
+            operation: crate::admission::Operation::Create,
+            resource: r,
+            subresource: None,
+            namespace: &namespace,
+            name: &requested_name,
+            old_object: None,
+            user: &opts.user,
+            dry_run: opts.dry_run,
+        };
+        crate::admission::CHAIN
+            .write(&attrs, &mut object, self, warnings, |o| {
+                r.strategy.prepare_create(o)
+            })
+            .await?;
         let allocation = match is_service(r) {
             true => Some(service::allocate(&self.store, None, &mut object, opts.dry_run).await?),
             false => None,
@@ -1406,9 +1369,6 @@ impl Rest {
             } else {
                 r.strategy.prepare_update(&current, &mut object)?;
             }
-            if is_priority_class(r) {
-                self.admit_priority_class(r, &object).await?;
-            }
             if finalize {
                 match spec_finalizers {
                     Some(finalizers) => {
@@ -1460,6 +1420,24 @@ impl Rest {
                 };
                 managed::record_update(Some(&current), &mut object, self.managed_schema(r), &write);
             }
+            let attrs = crate::admission::Attributes {
+                operation: crate::admission::Operation::Update,
+                resource: r,
+                subresource: req.subresource.as_deref(),
+                namespace: req.namespace.as_deref().filter(|_| r.namespaced).unwrap_or(""),
+                name,
+                old_object: Some(&current),
+                user: &opts.user,
+                dry_run: opts.dry_run,
+            };
+            let mut admitted = Vec::new();
+            crate::admission::CHAIN
+                .write(&attrs, &mut object, self, &mut admitted, |o| match ephemeral {
+                    true => crate::pod::update_ephemeral_containers(&current, o),
+                    false => r.strategy.prepare_update(&current, o),
+                })
+                .await?;
+            *opts.admitted.lock() = admitted;
             let deleting = current.pointer("/metadata/deletionTimestamp").is_some();
             if deleting {
                 let old = finalizers(&current);
@@ -1574,6 +1552,17 @@ impl Rest {
         loop {
             let (mut object, revision) = self.get(req).await?;
             del.check_preconditions(r, name, &object)?;
+            let attrs = crate::admission::Attributes {
+                operation: crate::admission::Operation::Delete,
+                resource: r,
+                subresource: None,
+                namespace: req.namespace.as_deref().filter(|_| r.namespaced).unwrap_or(""),
+                name,
+                old_object: Some(&object),
+                user: &opts.user,
+                dry_run: opts.dry_run,
+            };
+            crate::admission::CHAIN.delete(&attrs, self).await?;
             let key = r.key(req.namespace.as_deref(), name);
             // The policy is recorded as the garbage collector's finalizer (upstream's
             // `deletionFinalizersForGarbageCollection`); Background needs none.
@@ -1756,6 +1745,8 @@ impl Rest {
         let scale_opts = WriteOptions {
             via: "scale",
             manager: opts.manager.clone(),
+            user: opts.user.clone(),
+            admitted: Default::default(),
             ..*opts
         };
         let opts = &scale_opts;
@@ -2346,7 +2337,7 @@ mod tests {
 
     #[test]
     fn stored_items_are_spliced_like_decoded_ones() {
-        let r = registry::find("", "v1", "configmaps").unwrap();
+        let r = crate::registry::find("", "v1", "configmaps").unwrap();
         let object = object::with_type_meta(
             r,
             json!({"data": {"metadata": "{"}, "metadata": {"name": "a"}, "kind": "ConfigMap"}),

@@ -15,12 +15,13 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::{self, ClientCert, Decision, UserInfo};
 use crate::discovery;
 use crate::metrics::{Metrics, RequestKind, RequestLabels};
 use crate::request::{Endpoint, Query, Verb, route};
 use crate::rest::{Reply, Rest};
 use crate::status::ApiError;
-use crate::tls::{ClientVerifier, Identity};
+use crate::tls::ClientVerifier;
 
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -35,6 +36,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Api {
     pub rest: Rest,
     pub verifier: ClientVerifier,
+    /// Authentication and authorization.
+    pub auth: auth::Auth,
     /// `host:port` clients reach us at (for legacy `/api`).
     pub server_address: String,
     pub git_version: String,
@@ -150,7 +153,7 @@ impl Api {
     pub async fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,
-        identity: Option<Identity>,
+        cert: ClientCert,
     ) -> Response<Body> {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
@@ -175,12 +178,43 @@ impl Api {
             .to_string();
         let gzip = accepts_gzip(req.headers());
         let started = std::time::Instant::now();
+        // Authentication, impersonation and authorization come before routing, as upstream's
+        // filters do.
+        let user = match self.authenticate(&cert, req.headers()).await {
+            Ok(user) => user,
+            Err(e) => return self.finish(&method, &path, started, error_response(&e)),
+        };
+        let attrs = auth::request_attributes(&method, &path, &query, &user);
+        if self.auth.authorize {
+            if let Decision::Deny(reason) = self.auth.authorize(&attrs, &self.rest).await {
+                return self.finish(
+                    &method,
+                    &path,
+                    started,
+                    error_response(&attrs.forbidden(&reason)),
+                );
+            }
+        }
+        match path.as_str() {
+            "/.well-known/openid-configuration" => {
+                let doc = auth::token::openid_configuration();
+                let response = json_response(StatusCode::OK, &doc, "application/json");
+                return self.finish(&method, &path, started, response);
+            }
+            "/openid/v1/jwks" => {
+                let doc = self.auth.signer.jwks();
+                let response = json_response(StatusCode::OK, &doc, "application/jwk-set+json");
+                return self.finish(&method, &path, started, response);
+            }
+            _ => {}
+        }
         let endpoint = match route(&method, &path, &query) {
             Ok(endpoint) => endpoint,
             Err(e) => return self.finish(&method, &path, started, error_response(&e)),
         };
         let public = matches!(endpoint, Endpoint::Version | Endpoint::Health(_));
-        if !public && identity.is_none() {
+        if !self.auth.authorize && !public && user.name == auth::ANONYMOUS {
+            // Without authorization, anonymous requests reach only the public endpoints.
             return self.finish(
                 &method,
                 &path,
@@ -188,6 +222,7 @@ impl Api {
                 error_response(&ApiError::unauthorized()),
             );
         }
+        let raw_query = req.uri().query().map(str::to_string);
         let labels = request_labels(&endpoint, &path, &query, &content_type);
         let watch = matches!(&endpoint, Endpoint::Resource(r) if r.verb == Verb::Watch);
         let _inflight = (!watch).then(|| self.metrics.inflight(RequestKind::of(&method)));
@@ -206,7 +241,16 @@ impl Api {
             }
         };
         let response = match self
-            .dispatch(endpoint, &query, &accept, &content_type, &user_agent, &body)
+            .dispatch(
+                endpoint,
+                &query,
+                raw_query.as_deref(),
+                &accept,
+                &content_type,
+                &user_agent,
+                &body,
+                &user,
+            )
             .await
         {
             Ok(response) => response,
@@ -255,14 +299,68 @@ impl Api {
         response
     }
 
+    /// The request's user: authenticated, then (with `Impersonate-*` headers) impersonated.
+    async fn authenticate(
+        &self,
+        cert: &ClientCert,
+        headers: &http::HeaderMap,
+    ) -> Result<UserInfo, ApiError> {
+        let user = self.auth.authenticate(cert, headers, &self.rest).await?;
+        self.auth.impersonate(user, headers, &self.rest).await
+    }
+
+    /// Escalation prevention for RBAC writes: a dry run yields the object the write would
+    /// store, which must grant nothing the user does not hold (unless it may `escalate` or
+    /// `bind`).
+    #[allow(clippy::too_many_arguments)]
+    async fn check_escalation(
+        &self,
+        req: &crate::request::ResourceRequest,
+        raw_query: Option<&str>,
+        body: &Bytes,
+        media: &str,
+        user_agent: &str,
+        user: &UserInfo,
+    ) -> Result<(), ApiError> {
+        let r = req.resource;
+        let rbac = r.group == "rbac.authorization.k8s.io"
+            && req.subresource.is_none()
+            && matches!(req.verb, Verb::Create | Verb::Update | Verb::Patch);
+        if !rbac || user.in_group(auth::MASTERS) {
+            return Ok(());
+        }
+        let dry = Query::parse(Some(&format!("{}&dryRun=All", raw_query.unwrap_or(""))));
+        let output = crate::table::Output::negotiate("application/json", None)?;
+        let object = match self
+            .rest
+            .handle(req, &dry, body, media, output, user_agent, user)
+            .await?
+        {
+            Reply::Json(_, object, _) => object,
+            _ => return Ok(()),
+        };
+        self.auth
+            .confirm_no_escalation(
+                r.plural,
+                req.namespace.as_deref(),
+                &object,
+                user,
+                &self.rest,
+            )
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn dispatch(
         &self,
         endpoint: Endpoint,
         query: &Query,
+        raw_query: Option<&str>,
         accept: &str,
         content_type: &str,
         user_agent: &str,
         body: &Bytes,
+        user: &UserInfo,
     ) -> Result<Response<Body>, ApiError> {
         let ok_json = |v: Value| json_response(StatusCode::OK, &v, "application/json");
         Ok(match endpoint {
@@ -338,10 +436,20 @@ impl Api {
             ),
             Endpoint::Resource(req) => {
                 let media = content_type.split(';').next().unwrap_or("").trim();
+                if auth::reviews::serves(&req) {
+                    let (code, object) =
+                        auth::reviews::handle(&self.auth, &self.rest, user, &req, body, media)
+                            .await?;
+                    return Ok(json_response(code, &object, "application/json"));
+                }
                 let output = crate::table::Output::negotiate(accept, query.get("includeObject"))?;
+                if self.auth.authorize {
+                    self.check_escalation(&req, raw_query, body, media, user_agent, user)
+                        .await?;
+                }
                 match self
                     .rest
-                    .handle(&req, query, body, media, output, user_agent)
+                    .handle(&req, query, body, media, output, user_agent, user)
                     .await?
                 {
                     Reply::Json(code, value, warnings) => {
@@ -411,14 +519,17 @@ pub async fn accept_loop(
                 }
                 Err(_) => return,
             };
-            let identity = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|chain| api.verifier.verify_client(chain));
+            let cert = match tls.get_ref().1.peer_certificates() {
+                None => ClientCert::None,
+                Some([]) => ClientCert::None,
+                Some(chain) => match api.verifier.verify_client(chain) {
+                    Some(identity) => ClientCert::Valid(identity),
+                    None => ClientCert::Invalid,
+                },
+            };
             let service = hyper::service::service_fn(move |req| {
-                let (api, identity) = (api.clone(), identity.clone());
-                async move { Ok::<_, Infallible>(api.handle(req, identity).await) }
+                let (api, cert) = (api.clone(), cert.clone());
+                async move { Ok::<_, Infallible>(api.handle(req, cert).await) }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);

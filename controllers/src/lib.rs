@@ -1,10 +1,16 @@
-//! The control loops (today the namespace controller; Deployment, ReplicaSet, garbage collector and the scheduler follow) and the runtime they share: an API client, shared informers, work queues and the reconcile contract. Controllers read through the informers' caches and write through the API, as any client does.
+//! The control loops (today the namespace, service account, root CA publisher and resource quota controllers; Deployment, ReplicaSet, garbage collector and the scheduler follow) and the runtime they share: an API client, shared informers, work queues and the reconcile contract. Controllers read through the informers' caches and write through the API, as any client does.
 
 pub mod client;
 pub mod controller;
 pub mod informer;
 pub mod namespace;
+pub mod quantity;
 pub mod queue;
+pub mod resourcequota;
+pub mod rootca;
+pub mod serviceaccount;
+
+use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -40,10 +46,35 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// Settings of the controllers beyond where the API server is.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// How often every quota's usage is recomputed in full (kube-controller-manager's
+    /// `--resource-quota-sync-period`, 5 minutes).
+    pub resource_quota_sync_period: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            resource_quota_sync_period: resourcequota::DEFAULT_SYNC_PERIOD,
+        }
+    }
+}
+
+/// Run every controller with the default options; see `run_with`.
+pub async fn run(config: ClientConfig, shutdown: CancellationToken) -> Result<()> {
+    run_with(config, Options::default(), shutdown).await
+}
+
 /// Run every controller against the API server `config` points at until `shutdown`. If they
 /// cannot start, or one stops on its own, `shutdown` is cancelled (so the process stops too)
-/// and the error returned.
-pub async fn run(config: ClientConfig, shutdown: CancellationToken) -> Result<()> {
+/// and the error returned. The root CA publisher publishes `config.ca_pem`.
+pub async fn run_with(
+    config: ClientConfig,
+    options: Options,
+    shutdown: CancellationToken,
+) -> Result<()> {
     let client = match Client::new(&config) {
         Ok(client) => client,
         Err(source) => {
@@ -62,6 +93,34 @@ pub async fn run(config: ClientConfig, shutdown: CancellationToken) -> Result<()
         async move {
             namespace.run(shutdown).await;
             "namespace"
+        }
+    });
+    let accounts = serviceaccount::ServiceAccountController::new(client.clone(), &informers);
+    controllers.spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            accounts.run(shutdown).await;
+            "service-account"
+        }
+    });
+    let root_ca = rootca::RootCaPublisher::new(client.clone(), &informers, config.ca_pem.clone());
+    controllers.spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            root_ca.run(shutdown).await;
+            "root-ca-cert-publisher"
+        }
+    });
+    let quotas = resourcequota::ResourceQuotaController::new(
+        client.clone(),
+        &informers,
+        options.resource_quota_sync_period,
+    );
+    controllers.spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            quotas.run(shutdown).await;
+            "resourcequota"
         }
     });
     tracing::info!(server = %config.server, "controllers starting");

@@ -35,6 +35,8 @@ async fn api() -> Api {
             port: 0,
             write_kubeconfig: None,
             event_ttl: Duration::from_secs(3600),
+            token_auth_file: None,
+            authorization: true,
         },
         store.clone(),
         shutdown.clone(),

@@ -201,7 +201,7 @@ async fn run() -> Result<()> {
         (
             ", labelSelector=shard=s3",
             "?labelSelector=shard%3Ds3",
-            created / 10,
+            clients * (0..per).filter(|i| i % 10 == 3).count(),
         ),
     ] {
         let mut lat = Vec::new();

@@ -54,7 +54,31 @@ impl Server {
             log,
         };
         server.wait_for_log("k1s server running", Duration::from_secs(30))?;
+        server.wait_for_root_ca()?;
         Ok(server)
+    }
+
+    /// Wait until the root CA publisher has put `kube-root-ca.crt` into the four initial
+    /// namespaces, so that every test starts from the settled cluster a user would meet.
+    fn wait_for_root_ca(&self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let body = self.curl_with(
+                "GET",
+                "application/json",
+                "/api/v1/configmaps?fieldSelector=metadata.name%3Dkube-root-ca.crt",
+                "",
+            );
+            if body.matches(r#""name":"kube-root-ca.crt""#).count() >= 4 {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the initial namespaces never got kube-root-ca.crt: {body}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// The admin kubeconfig the server wrote.

@@ -105,8 +105,13 @@ fn configmap_lifecycle_with_kubectl() {
         lines[0].split_whitespace().collect::<Vec<_>>(),
         ["NAME", "DATA", "AGE"]
     );
+    // The root CA publisher's ConfigMap is in every namespace, as upstream.
     assert_eq!(
         &lines[1].split_whitespace().collect::<Vec<_>>()[..2],
+        ["kube-root-ca.crt", "1"]
+    );
+    assert_eq!(
+        &lines[2].split_whitespace().collect::<Vec<_>>()[..2],
         ["web-config", "2"]
     );
 
@@ -124,9 +129,13 @@ fn configmap_lifecycle_with_kubectl() {
     ] {
         assert!(yaml.contains(line), "missing {line:?} in\n{yaml}");
     }
-    let labelled = s
+    let all = s
         .kubectl_ok(&["get", "cm", "-A", "--show-labels", "--no-headers"])
         .unwrap();
+    let labelled = all
+        .lines()
+        .find(|l| l.contains("web-config"))
+        .unwrap_or_else(|| panic!("no web-config in {all}"));
     assert_eq!(
         labelled.split_whitespace().collect::<Vec<_>>()[..3],
         ["default", "web-config", "2"]
@@ -140,7 +149,7 @@ fn configmap_lifecycle_with_kubectl() {
     assert_eq!(
         s.kubectl_ok(&["get", "cm", "-l", "app!=web", "-o", "name"])
             .unwrap(),
-        ""
+        "configmap/kube-root-ca.crt\n"
     );
     assert_eq!(
         s.kubectl_ok(&[
@@ -265,9 +274,17 @@ fn watch_prints_later_changes() {
     );
     s.kubectl_ok(&["create", "-f", &cm, "--validate=false"])
         .unwrap();
-    let line = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("the watch printed nothing");
+    let mut next = || {
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the watch printed nothing")
+    };
+    // First the list (the root CA publisher's ConfigMap), then the change.
+    let line = next();
+    assert_eq!(
+        line.split_whitespace().collect::<Vec<_>>()[..2],
+        ["kube-root-ca.crt", "1"]
+    );
+    let line = next();
     assert_eq!(
         line.split_whitespace().collect::<Vec<_>>()[..2],
         ["watched", "1"]
@@ -301,15 +318,22 @@ fn requests_without_a_cluster_client_certificate_are_unauthorized() {
         stderr.contains("error: You must be logged in to the server"),
         "{stderr}"
     );
-    // /version stays public (the kubectl dispatcher reads it before every command).
-    let out = std::process::Command::new("kubectl")
-        .args(["--kubeconfig", &path, "get", "--raw", "/version"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    // /version stays public to anonymous requests (the kubectl dispatcher reads it before every
+    // command); an invalid token is a 401 everywhere, as upstream.
+    let version = |extra: &[&str]| {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(s.data_dir.join("tls/ca.crt"))
+            .args(extra)
+            .arg(format!("{}/version", s.url()))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(version(&[]), "200");
+    assert_eq!(
+        version(&["-H", "Authorization: Bearer not-a-real-token"]),
+        "401"
     );
 }
 
@@ -683,7 +707,7 @@ fn dry_run_status_subresource_and_delete_collection() {
     .unwrap();
     assert_eq!(
         s.kubectl_ok(&["get", "cm", "-o", "name"]).unwrap(),
-        "configmap/c3\n"
+        "configmap/c3\nconfigmap/kube-root-ca.crt\n"
     );
     // Empty strings in protobuf bodies are unset fields, not stored values.
     assert_eq!(
@@ -1076,14 +1100,20 @@ fn streaming_list_watch_ends_initial_events_with_a_bookmark() {
     let (events, _) =
         watch("sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true");
     let lines: Vec<&str> = events.lines().collect();
-    assert_eq!(lines.len(), 2, "{events}");
+    // The root CA publisher's ConfigMap, ours, then the bookmark.
+    assert_eq!(lines.len(), 3, "{events}");
     assert!(
-        lines[0].starts_with(r#"{"type":"ADDED""#) && lines[0].contains(r#""name":"one""#),
+        lines[0].starts_with(r#"{"type":"ADDED""#)
+            && lines[0].contains(r#""name":"kube-root-ca.crt""#),
         "{events}"
     );
     assert!(
-        lines[1].starts_with(r#"{"type":"BOOKMARK""#)
-            && lines[1].contains(r#""k8s.io/initial-events-end":"true""#),
+        lines[1].starts_with(r#"{"type":"ADDED""#) && lines[1].contains(r#""name":"one""#),
+        "{events}"
+    );
+    assert!(
+        lines[2].starts_with(r#"{"type":"BOOKMARK""#)
+            && lines[2].contains(r#""k8s.io/initial-events-end":"true""#),
         "{events}"
     );
     // Without the required companions: 422, as upstream.

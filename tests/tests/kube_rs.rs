@@ -192,12 +192,28 @@ async fn typed_get_and_list_of_configmaps_and_deployments() {
         names(&all.list(&ListParams::default()).await.unwrap().items),
         ["web"]
     );
-    // Paged: one item per page, every page at the first page's revision.
-    let paged = deployments
+    // Paged: one item per page, the next page at the first page's revision.
+    deployments
+        .create(&PostParams::default(), &deployment("api", 1))
+        .await
+        .unwrap();
+    let first = deployments
         .list(&ListParams::default().limit(1))
         .await
         .unwrap();
-    assert_eq!(paged.items.len(), 1);
+    assert_eq!(first.metadata.remaining_item_count, Some(1));
+    let token = first.metadata.continue_.clone().expect("a continue token");
+    let second = deployments
+        .list(&ListParams::default().limit(1).continue_token(&token))
+        .await
+        .unwrap();
+    assert_eq!(
+        second.metadata.resource_version,
+        first.metadata.resource_version
+    );
+    assert_eq!(second.metadata.continue_, None);
+    let pages: Vec<Deployment> = first.items.into_iter().chain(second.items).collect();
+    assert_eq!(names(&pages), ["api", "web"]);
 }
 
 /// The next watcher event within [`STEP`]; a watcher error fails the test (the server should
@@ -215,8 +231,8 @@ where
 }
 
 /// Drive a runtime watcher over a namespace: the initial state arrives between Init and
-/// InitDone, then a create, an update and a delete arrive as Apply, Apply, Delete. Objects
-/// outside the label selector are never seen.
+/// InitDone, then a create, an update, a delete and a relabel out of the selector arrive as
+/// Apply, Apply, Delete, Delete. Objects outside the label selector are never seen.
 async fn watcher_sees_state_then_changes(streaming: bool) {
     let (_tmp, s) = server();
     let client = client(&s).await;
@@ -269,20 +285,41 @@ async fn watcher_sees_state_then_changes(streaming: bool) {
     .unwrap();
     let deleted = cms.delete("b", &DeleteParams::default()).await.unwrap();
     assert!(deleted.is_left(), "a ConfigMap is deleted at once");
+    // Leaving the selector is a delete carrying the last state that matched.
+    cms.patch(
+        "c",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"app": "other"}}, "data": {"v": "2"}})),
+    )
+    .await
+    .unwrap();
 
     let mut seen = Vec::new();
-    while seen.len() < 3 {
+    while seen.len() < 4 {
         match next(&mut stream, "the changes").await {
             Event::Apply(cm) => seen.push(format!(
                 "apply {} v={}",
                 cm.name_any(),
                 cm.data.as_ref().unwrap()["v"]
             )),
-            Event::Delete(cm) => seen.push(format!("delete {}", cm.name_any())),
+            Event::Delete(cm) => seen.push(format!(
+                "delete {} v={} app={}",
+                cm.name_any(),
+                cm.data.as_ref().unwrap()["v"],
+                cm.labels()["app"]
+            )),
             other => panic!("unexpected event while watching: {other:?}"),
         }
     }
-    assert_eq!(seen, ["apply c v=0", "apply a v=1", "delete b"]);
+    assert_eq!(
+        seen,
+        [
+            "apply c v=0",
+            "apply a v=1",
+            "delete b v=0 app=kube-rs",
+            "delete c v=0 app=kube-rs"
+        ]
+    );
 }
 
 #[tokio::test]

@@ -55,6 +55,11 @@ fn deleting_a_namespace_deletes_everything_in_it() {
         jsonpath(&s, &["get", "ns", "team"], "{.spec.finalizers}"),
         r#"["kubernetes"]"#
     );
+    // The root CA publisher puts its ConfigMap into every new namespace.
+    eventually("kube-root-ca.crt in team", Duration::from_secs(30), || {
+        s.kubectl_ok(&["get", "cm", "kube-root-ca.crt", "-n", "team"])
+            .ok()
+    });
     for name in ["one", "two", "three"] {
         s.kubectl_ok(&[
             "create",
@@ -106,7 +111,7 @@ fn deleting_a_namespace_deletes_everything_in_it() {
             "name",
         ])
         .unwrap();
-    assert_eq!(listed.lines().count(), 7, "{listed}");
+    assert_eq!(listed.lines().count(), 8, "{listed}");
 
     // kubectl waits for the namespace to go, which happens once its content is gone.
     let started = Instant::now();
@@ -135,12 +140,17 @@ fn deleting_a_namespace_deletes_everything_in_it() {
         "configmap/one\n"
     );
 
-    // The name can be used again, for an empty namespace.
+    // The name can be used again, for a new namespace holding only the root CA.
     s.kubectl_ok(&["create", "namespace", "team"]).unwrap();
-    assert_eq!(
-        s.kubectl_ok(&["get", "cm", "-n", "team", "-o", "name"])
-            .unwrap(),
-        ""
+    eventually(
+        "a fresh kube-root-ca.crt in team",
+        Duration::from_secs(30),
+        || {
+            let names = s
+                .kubectl_ok(&["get", "cm", "-n", "team", "-o", "name"])
+                .unwrap();
+            (names == "configmap/kube-root-ca.crt\n").then_some(())
+        },
     );
 }
 

@@ -108,7 +108,8 @@ fn metrics_count_kubectl_traffic() {
         );
         sample(&text, &series).unwrap_or_else(|| panic!("no {series} in\n{text}"))
     };
-    assert_eq!(count("POST", "resource", 201), 1.0);
+    // Ours, and the root CA publisher's kube-root-ca.crt in the four initial namespaces.
+    assert_eq!(count("POST", "resource", 201), 5.0);
     assert_eq!(count("LIST", "namespace", 200), 1.0);
     assert!(count("GET", "resource", 200) >= 1.0);
     assert!(count("GET", "resource", 404) >= 1.0);
@@ -260,7 +261,8 @@ fn large_responses_are_gzipped_for_clients_that_ask() {
         "/api/v1/namespaces/default/configmaps",
     );
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(list["items"].as_array().unwrap().len(), 2);
+    // The two big ones, then the root CA publisher's kube-root-ca.crt.
+    assert_eq!(list["items"].as_array().unwrap().len(), 3);
     assert_eq!(
         list["items"][0]["data"]["big"].as_str().unwrap().len(),
         100 * 1024
@@ -315,7 +317,8 @@ fn partial_object_metadata_on_get_list_and_watch() {
     assert_eq!(list["apiVersion"], "meta.k8s.io/v1");
     assert!(list["metadata"]["resourceVersion"].is_string());
     let items = list["items"].as_array().unwrap();
-    assert_eq!(items.len(), 2);
+    // a, b and the root CA publisher's kube-root-ca.crt.
+    assert_eq!(items.len(), 3);
     assert_eq!(items[1]["kind"], "PartialObjectMetadata");
     assert_eq!(items[1]["metadata"]["name"], "b");
     assert!(items[1].get("data").is_none());
@@ -373,7 +376,8 @@ fn table_watches_send_column_definitions_first() {
         TABLE,
         "/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=1",
     );
-    assert_eq!(events.len(), 2, "{events:?}");
+    // a, b and the root CA publisher's kube-root-ca.crt.
+    assert_eq!(events.len(), 3, "{events:?}");
     let first = &events[0]["object"];
     assert_eq!(first["kind"], "Table");
     let columns: Vec<&str> = first["columnDefinitions"]
@@ -492,8 +496,9 @@ fn watches_bookmark_just_before_their_timeout() {
         "/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=3&allowWatchBookmarks=true",
     );
     let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
-    assert_eq!(types, ["ADDED", "BOOKMARK"], "{events:?}");
-    let bookmark = &events[1]["object"];
+    // Ours and the root CA publisher's kube-root-ca.crt.
+    assert_eq!(types, ["ADDED", "ADDED", "BOOKMARK"], "{events:?}");
+    let bookmark = &events[2]["object"];
     assert_eq!(bookmark["kind"], "ConfigMap");
     assert!(bookmark["metadata"]["resourceVersion"].is_string());
     // Without allowWatchBookmarks, none.
@@ -502,5 +507,5 @@ fn watches_bookmark_just_before_their_timeout() {
         "application/json",
         "/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=3",
     );
-    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events.len(), 2, "{events:?}");
 }

@@ -28,6 +28,14 @@ const SENTINEL: &str = "zz-end";
 const SELECTOR: &str = "sel=a";
 /// How long a watcher may wait for its next line before the test fails.
 const STEP: Duration = Duration::from_secs(30);
+/// The watchers: their label selector, and whether they stop once until their revision is
+/// compacted, get a 410 and relist.
+const WATCHERS: [(Option<&str>, bool); 4] = [
+    (None, false),
+    (Some(SELECTOR), false),
+    (None, true),
+    (Some(SELECTOR), true),
+];
 
 /// One object as a watcher or a writer saw it: enough to tell versions and incarnations apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -264,32 +272,32 @@ async fn run(server: &Server) -> Result<()> {
         .parse()?;
     let seed: u64 = rand::random();
     eprintln!("watch stress: seed {seed}, watching from {start}");
+    // How many watchers have had their 410; the writers hold their last fifth until one has, so
+    // the watches after the relists (and the second relist) meet writes in flight.
+    let (expired_tx, expired) = tokio::sync::watch::channel(0);
+    let expired_tx = Arc::new(expired_tx);
 
-    let watchers = [
-        (None, false),
-        (Some(SELECTOR), false),
-        (None, true),
-        (Some(SELECTOR), true),
-    ]
-    .into_iter()
-    .enumerate()
-    .map(|(i, (selector, expire))| {
-        let watcher = Watcher {
-            api: Api::new(server)?,
-            selector,
-            expire,
-            rng: StdRng::seed_from_u64(seed.wrapping_add(100 + i as u64)),
-        };
-        Ok(tokio::spawn(watcher.run(start)))
-    })
-    .collect::<Result<Vec<_>>>()?;
+    let watchers = WATCHERS
+        .into_iter()
+        .enumerate()
+        .map(|(i, (selector, expire))| {
+            let watcher = Watcher {
+                api: Api::new(server)?,
+                selector,
+                expire,
+                expired: expired_tx.clone(),
+                rng: StdRng::seed_from_u64(seed.wrapping_add(100 + i as u64)),
+            };
+            Ok(tokio::spawn(watcher.run(start)))
+        })
+        .collect::<Result<Vec<_>>>()?;
 
     let started = Instant::now();
     let writers = (0..WRITERS)
         .map(|w| {
             let api = Api::new(server)?;
             let rng = StdRng::seed_from_u64(seed.wrapping_add(w as u64));
-            Ok(tokio::spawn(write(api, w, rng)))
+            Ok(tokio::spawn(write(api, w, rng, expired.clone())))
         })
         .collect::<Result<Vec<_>>>()?;
     let mut writes = Vec::new();
@@ -351,12 +359,7 @@ async fn run(server: &Server) -> Result<()> {
         "the final list differs from the history's final state"
     );
 
-    for (watcher, (selector, expire)) in watchers.into_iter().zip([
-        (None, false),
-        (Some(SELECTOR), false),
-        (None, true),
-        (Some(SELECTOR), true),
-    ]) {
+    for (watcher, (selector, expire)) in watchers.into_iter().zip(WATCHERS) {
         let seen = watcher.await??;
         let selected = selector.is_some();
         let name = format!(
@@ -375,6 +378,11 @@ async fn run(server: &Server) -> Result<()> {
             "{name}: {} events in only {} watches",
             seen.events.len(),
             seen.watches
+        );
+        ensure!(
+            seen.relist.is_some() == expire,
+            "{name}: relisted {:?}",
+            seen.relist.as_ref().map(|r| r.1)
         );
         match seen.relist {
             None => assert_same(&name, &seen.events, &want),
@@ -445,11 +453,22 @@ fn ours(name: &str) -> bool {
 
 /// One writer: `WRITES / WRITERS` acknowledged writes of random kinds over all the keys, each
 /// recorded from its response. Races with the other writers (a create of a key that exists,
-/// an update of one that is gone) are answered 409 or 404 and are not writes.
-async fn write(api: Api, writer: usize, mut rng: StdRng) -> Result<Vec<Write>> {
+/// an update of one that is gone) are answered 409 or 404 and are not writes. The last fifth
+/// waits until an expiring watcher has had its 410.
+async fn write(
+    api: Api,
+    writer: usize,
+    mut rng: StdRng,
+    mut expired: tokio::sync::watch::Receiver<usize>,
+) -> Result<Vec<Write>> {
     let mut writes = Vec::with_capacity(WRITES / WRITERS);
     let mut attempt = 0;
     while writes.len() < WRITES / WRITERS {
+        if writes.len() == WRITES / WRITERS * 4 / 5 {
+            tokio::time::timeout(Duration::from_secs(60), expired.wait_for(|n| *n >= 1))
+                .await
+                .context("no expiring watcher got its 410 (or every one failed)")??;
+        }
         attempt += 1;
         ensure!(
             attempt < 10 * WRITES,
@@ -523,6 +542,8 @@ struct Watcher {
     selector: Option<&'static str>,
     /// Stop for a while once, come back to a 410, relist and carry on.
     expire: bool,
+    /// Counts the 410s.
+    expired: Arc<tokio::sync::watch::Sender<usize>>,
     rng: StdRng,
 }
 
@@ -584,9 +605,19 @@ impl Watcher {
             drop(stream);
             if self.expire && relist.is_none() && rv >= stop_at {
                 let (listed_at, items) = self.expire_and_relist(rv).await?;
+                // Relisted after the last write: nothing is left to watch.
+                let done = items.iter().any(|s| s.name == SENTINEL);
                 relist = Some((rv, listed_at, items));
                 split = events.len();
                 rv = listed_at;
+                if done {
+                    return Ok(Watched {
+                        events,
+                        split,
+                        watches,
+                        relist,
+                    });
+                }
             }
         }
     }
@@ -633,6 +664,7 @@ impl Watcher {
             stream.next().await?.is_none(),
             "the watch went on after its 410"
         );
+        self.expired.send_modify(|n| *n += 1);
         let mut list = self.api.collection("");
         if let Some(s) = self.selector {
             list.push_str(&format!("?labelSelector={}", s.replace('=', "%3D")));
