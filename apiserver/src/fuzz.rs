@@ -94,6 +94,60 @@ pub fn request_line(data: &[u8]) {
     }
 }
 
+/// A request body as JSON or YAML, then every resource's defaulting and validation over it
+/// (strategies walk untrusted objects with many pointers; none may panic).
+pub fn bodies(data: &[u8]) {
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(data)
+        .ok()
+        .or_else(|| serde_norway::from_slice(data).ok());
+    // Bodies reach the strategies only as objects.
+    let Some(object) = parsed.filter(serde_json::Value::is_object) else {
+        return;
+    };
+    for r in all().iter() {
+        let mut created = object.clone();
+        let _ = r.strategy.prepare_create(&mut created);
+        let mut updated = object.clone();
+        let _ = r.strategy.prepare_update(&created, &mut updated);
+        let _ = r.strategy.warnings(&updated);
+        let _ = crate::object::validate_metadata(&updated);
+    }
+}
+
+/// Structural schemas: the input as both a schema and a value (CRD validation and defaulting),
+/// and as an object for managed fields and server-side apply.
+pub fn schemas(data: &[u8]) {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return;
+    };
+    let mut defaulted = value.clone();
+    crate::structural::default_and_drop_nulls(&value, &mut defaulted);
+    let mut causes = Vec::new();
+    crate::structural::validate(&value, &defaulted, "", &mut causes);
+    let mut rules = Vec::new();
+    crate::structural::validation_rules(&value, "", &mut rules);
+    let write = crate::managed::Write {
+        manager: "fuzz",
+        api_version: "v1",
+        subresource: "",
+        scope: crate::managed::Scope::Main,
+        now: "2026-01-01T00:00:00Z",
+    };
+    let mut recorded = defaulted.clone();
+    crate::managed::record_update(Some(&value), &mut recorded, None, &write);
+    let _ = crate::managed::apply(Some(&recorded), &value, None, &write, false, ("", "x", "x"));
+    let _ = crate::managed::apply(None, &value, None, &write, true, ("", "x", "x"));
+}
+
+/// Printer-column JSONPath expressions over a fixed object.
+pub fn jsonpath(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let object = serde_json::json!({"spec": {"a": [1, {"b": "c"}], "d": {"e.f": true}}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+    let _ = crate::jsonpath::find(&object, &text);
+    let _ = crate::jsonpath::cell(&object, &text, "string");
+    let _ = crate::jsonpath::is_supported(&text);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +160,9 @@ mod tests {
         ("patches", patches),
         ("protobuf", protobuf),
         ("request_line", request_line),
+        ("bodies", bodies),
+        ("schemas", schemas),
+        ("jsonpath", jsonpath),
     ];
 
     /// Every input checked in under `fuzz-corpus/<target>/`.

@@ -34,6 +34,10 @@ pub fn meta_str<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
 }
 
 pub fn metadata_mut(object: &mut Value) -> &mut Map<String, Value> {
+    if !object.is_object() {
+        // Callers hand objects; anything else becomes one rather than a panic.
+        *object = json!({});
+    }
     if !object.get("metadata").is_some_and(Value::is_object) {
         object["metadata"] = json!({});
     }

@@ -41,6 +41,8 @@ fn default_watch_timeout() -> Duration {
     Duration::from_secs(rand::random_range(1800..3600))
 }
 
+/// How long a watch stream may wait for its client to take an event before it is closed.
+const UNRESPONSIVE_WATCHER: Duration = Duration::from_secs(10);
 const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
 
 pub struct Rest {
@@ -2106,7 +2108,12 @@ impl WatchStream {
         let mut line =
             serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
         line.push(b'\n');
-        self.tx.send(Bytes::from(line)).await.is_ok()
+        // A client that takes no event for this long is unresponsive: its stream is closed
+        // without an ERROR event, as upstream's cache drops blocked watchers.
+        matches!(
+            tokio::time::timeout(UNRESPONSIVE_WATCHER, self.tx.send(Bytes::from(line))).await,
+            Ok(Ok(()))
+        )
     }
 
     async fn run(
