@@ -572,11 +572,10 @@ async fn maintenance<L: Log>(inner: std::sync::Weak<Inner<L>>) {
             // Keep the sample: it bounds the next window too.
             samples.push_front((now - inner.opts.history_window, rev));
             let target = rev.min(current.saturating_sub(inner.opts.history_min_revisions));
-            if target > inner.compact_revision.load(Ordering::Acquire) {
-                if let Err(e) = inner.compact(target).await {
+            if target > inner.compact_revision.load(Ordering::Acquire)
+                && let Err(e) = inner.compact(target).await {
                     tracing::warn!(error = %e, revision = target, "background compaction failed");
                 }
-            }
         }
     }
 }
