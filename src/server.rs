@@ -109,7 +109,8 @@ fn controllers_client(
         ca_pem: credentials.ca_pem,
         cert_pem: credentials.cert_pem,
         key_pem: credentials.key_pem,
-        user_agent: format!("k1s/{} kube-controller-manager", env!("CARGO_PKG_VERSION")),
+        // Upstream's form: the API server names the field manager after the part before `/`.
+        user_agent: format!("kube-controller-manager/v{} k1s", env!("CARGO_PKG_VERSION")),
     })
 }
 

@@ -329,15 +329,14 @@ impl Strategy for Roles {
         for (i, rule) in array(object, "rules").iter().enumerate() {
             causes.extend(rule_causes(rule, !self.cluster, &format!("rules[{i}]")));
         }
-        if self.cluster {
-            if let Some(rule) = object.get("aggregationRule").filter(|a| !a.is_null()) {
-                if array(rule, "clusterRoleSelectors").is_empty() {
-                    causes.push(required(
-                        "aggregationRule.clusterRoleSelectors",
-                        "at least one clusterRoleSelector required if aggregationRule is non-nil",
-                    ));
-                }
-            }
+        if self.cluster
+            && let Some(rule) = object.get("aggregationRule").filter(|a| !a.is_null())
+            && array(rule, "clusterRoleSelectors").is_empty()
+        {
+            causes.push(required(
+                "aggregationRule.clusterRoleSelectors",
+                "at least one clusterRoleSelector required if aggregationRule is non-nil",
+            ));
         }
         check(RBAC, self.kind, object, causes)
     }
@@ -1744,17 +1743,17 @@ fn limit_range_causes(object: &Value) -> ApiResult<Vec<FieldCause>> {
                                key: &str,
                                shown: &Option<(i128, String)>,
                                what: (&str, &str)| {
-                if let (Some(l), Some(h), Some(s)) = (low, high, shown) {
-                    if l.0 > h.0 {
-                        causes.push(invalid(
-                            &at(key),
-                            &quote(&s.1),
-                            &format!(
-                                "{} value {} is greater than {} value {}",
-                                what.0, l.1, what.1, h.1
-                            ),
-                        ));
-                    }
+                if let (Some(l), Some(h), Some(s)) = (low, high, shown)
+                    && l.0 > h.0
+                {
+                    causes.push(invalid(
+                        &at(key),
+                        &quote(&s.1),
+                        &format!(
+                            "{} value {} is greater than {} value {}",
+                            what.0, l.1, what.1, h.1
+                        ),
+                    ));
                 }
             };
             compare(min, max, "min", min, ("min", "max"));
@@ -1781,14 +1780,14 @@ fn limit_range_causes(object: &Value) -> ApiResult<Vec<FieldCause>> {
             );
             compare(min, default, "default", default, ("min", "default"));
             compare(default, max, "default", default, ("default", "max"));
-            if let Some((r, text)) = ratio {
-                if *r < 1000 {
-                    causes.push(invalid(
-                        &at("maxLimitRequestRatio"),
-                        &quote(text),
-                        &format!("ratio {text} is less than 1"),
-                    ));
-                }
+            if let Some((r, text)) = ratio
+                && *r < 1000
+            {
+                causes.push(invalid(
+                    &at("maxLimitRequestRatio"),
+                    &quote(text),
+                    &format!("ratio {text} is less than 1"),
+                ));
             }
         }
     }
@@ -2213,15 +2212,13 @@ impl Strategy for PersistentVolumeClaims {
                 None => drop(old_spec.as_object_mut().map(|m| m.remove("volumeName"))),
             }
         }
-        if str_at(object, "/status/phase") == "Bound" {
-            if let Some(storage) = old.pointer("/spec/resources/requests/storage") {
-                if new_spec
-                    .pointer("/resources/requests")
-                    .is_some_and(Value::is_object)
-                {
-                    new_spec["resources"]["requests"]["storage"] = storage.clone();
-                }
-            }
+        if str_at(object, "/status/phase") == "Bound"
+            && let Some(storage) = old.pointer("/spec/resources/requests/storage")
+            && new_spec
+                .pointer("/resources/requests")
+                .is_some_and(Value::is_object)
+        {
+            new_spec["resources"]["requests"]["storage"] = storage.clone();
         }
         for spec in [&mut old_spec, &mut new_spec] {
             if let Some(m) = spec.as_object_mut() {
@@ -2235,13 +2232,13 @@ impl Strategy for PersistentVolumeClaims {
             ));
         }
         let size = |o: &Value| o.pointer("/spec/resources/requests/storage").map(quantity);
-        if let (Some(old_size), Some(new_size)) = (size(old), size(object)) {
-            if new_size? < old_size? {
-                causes.push(FieldCause::forbidden(
-                    "spec.resources.requests.storage",
-                    "field can not be less than previous value",
-                ));
-            }
+        if let (Some(old_size), Some(new_size)) = (size(old), size(object))
+            && new_size? < old_size?
+        {
+            causes.push(FieldCause::forbidden(
+                "spec.resources.requests.storage",
+                "field can not be less than previous value",
+            ));
         }
         check("", "PersistentVolumeClaim", object, causes)
     }

@@ -35,10 +35,10 @@ fn node_roles(node: &Value) -> Value {
                 .filter(|r| !r.is_empty())
             {
                 roles.push(role.to_string());
-            } else if k == "kubernetes.io/role" {
-                if let Some(role) = v.as_str().filter(|r| !r.is_empty()) {
-                    roles.push(role.to_string());
-                }
+            } else if k == "kubernetes.io/role"
+                && let Some(role) = v.as_str().filter(|r| !r.is_empty())
+            {
+                roles.push(role.to_string());
             }
         }
     }

@@ -375,10 +375,10 @@ impl Strategy for Crds {
         let finalizers = crate::object::metadata_mut(crd)
             .entry("finalizers")
             .or_insert_with(|| json!([]));
-        if let Some(list) = finalizers.as_array_mut() {
-            if !list.iter().any(|f| f == CLEANUP_FINALIZER) {
-                list.push(json!(CLEANUP_FINALIZER));
-            }
+        if let Some(list) = finalizers.as_array_mut()
+            && !list.iter().any(|f| f == CLEANUP_FINALIZER)
+        {
+            list.push(json!(CLEANUP_FINALIZER));
         }
         status(crd);
         Ok(())

@@ -25,13 +25,21 @@ fn gvk(r: &Resource) -> Value {
     json!({"group": r.group, "version": r.version, "kind": r.kind})
 }
 
+/// The verbs a resource serves: the review resources are create-only.
+fn verbs(r: &Resource) -> &'static [&'static str] {
+    match r.group {
+        "authentication.k8s.io" | "authorization.k8s.io" => &["create"],
+        _ => VERBS,
+    }
+}
+
 fn aggregated_resource(r: &Resource) -> Value {
     let mut entry = json!({
         "resource": r.plural,
         "responseKind": gvk(r),
         "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
         "singularResource": r.singular,
-        "verbs": VERBS,
+        "verbs": verbs(r),
     });
     if !r.short_names.is_empty() {
         entry["shortNames"] = json!(r.short_names);
@@ -133,7 +141,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
             "singularName": r.singular,
             "namespaced": r.namespaced,
             "kind": r.kind,
-            "verbs": VERBS,
+            "verbs": verbs(r),
         });
         if !r.short_names.is_empty() {
             entry["shortNames"] = json!(r.short_names);
@@ -161,11 +169,11 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
                     .pointer("/responseKind/version")
                     .and_then(Value::as_str),
             );
-            if let (Some(g), Some(v)) = (sub_group, sub_version) {
-                if (g, v) != (r.group, r.version) {
-                    legacy["group"] = json!(g);
-                    legacy["version"] = json!(v);
-                }
+            if let (Some(g), Some(v)) = (sub_group, sub_version)
+                && (g, v) != (r.group, r.version)
+            {
+                legacy["group"] = json!(g);
+                legacy["version"] = json!(v);
             }
             legacy["kind"] = kind;
             legacy["verbs"] = sub_entry["verbs"].clone();

@@ -173,6 +173,18 @@ pub async fn start(config: Config, store: Store, shutdown: CancellationToken) ->
         config.authorization,
     )
     .map_err(|source| Error::Auth { source })?;
+    auth::join::ensure_token(&config.data_dir, &cluster_tls.ca_cert_pem).map_err(|source| {
+        Error::Auth {
+            source: auth::Error::JoinToken {
+                path: config
+                    .data_dir
+                    .join(auth::join::TOKEN_FILE)
+                    .display()
+                    .to_string(),
+                source,
+            },
+        }
+    })?;
     crd::refresh(&rest.store, &rest.openapi)
         .await
         .map_err(|e| Error::Bootstrap {
@@ -216,6 +228,7 @@ pub async fn start(config: Config, store: Store, shutdown: CancellationToken) ->
         rest,
         verifier,
         auth,
+        ca_bundle: cluster_tls.ca_cert_pem.clone(),
         server_address: format!("{client_ip}:{}", local_addr.port()),
         git_version: git_version(),
         metrics: Arc::new(metrics::Metrics::new()),
@@ -262,10 +275,14 @@ async fn bootstrap_service(rest: &rest::Rest, address: IpAddr, port: u16) -> Res
 /// Create upstream's bootstrap RBAC roles and bindings, and bring them back in line at every
 /// start unless an object opted out (`rbac.authorization.kubernetes.io/autoupdate: "false"`).
 async fn bootstrap_policy(rest: &rest::Rest) -> Result<()> {
-    for (plural, object) in auth::policy::bootstrap() {
+    let objects = auth::policy::bootstrap();
+    let writes = objects.iter().map(|(plural, object)| async move {
         let resource = registry::find("rbac.authorization.k8s.io", "v1", plural)
             .expect("rbac resources are served");
-        let name = object["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let name = object["metadata"]["name"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         let key = resource.key(None, &name);
         let stored = rest
             .store
@@ -275,52 +292,60 @@ async fn bootstrap_policy(rest: &rest::Rest) -> Result<()> {
             .and_then(|(_, kv)| kv)
             .and_then(|kv| serde_json::from_slice::<serde_json::Value>(&kv.value).ok());
         if stored.as_ref().is_some_and(auth::policy::keeps_own) {
-            continue;
+            return Ok(());
         }
-        rest.ensure_object(resource, None, &object)
+        // Rules and subjects the stored object gained stay; lost bootstrap ones come back.
+        let wanted = auth::policy::reconcile(object, stored.as_ref());
+        rest.ensure_object(resource, None, &wanted)
             .await
+            .map(|_| ())
             .map_err(|e| Error::Bootstrap {
                 name: format!("{plural}/{name}"),
                 message: e.message,
-            })?;
-    }
+            })
+    });
+    futures_util::future::try_join_all(writes).await?;
     Ok(())
 }
 
 /// Create the initial namespaces unless they exist.
 async fn bootstrap(rest: &rest::Rest) -> Result<()> {
-    for name in INITIAL_NAMESPACES {
+    // Concurrent writes share the store's group commits (one fsync per batch), which keeps a
+    // first start on disk fast.
+    let namespaces = INITIAL_NAMESPACES.iter().map(|name| async move {
         let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
         match rest
             .create_object(registry::namespaces(), None, &body)
             .await
         {
-            Ok(_) => tracing::info!(namespace = name, "created initial namespace"),
-            Err(e) if e.reason == "AlreadyExists" => {}
-            Err(e) => {
-                return Err(Error::Bootstrap {
-                    name: name.to_string(),
-                    message: e.message,
-                });
+            Ok(_) => {
+                tracing::info!(namespace = name, "created initial namespace");
+                Ok(())
             }
+            Err(e) if e.reason == "AlreadyExists" => Ok(()),
+            Err(e) => Err(Error::Bootstrap {
+                name: name.to_string(),
+                message: e.message,
+            }),
         }
-    }
-    for (plural, object) in cluster::bootstrap_objects() {
+    });
+    futures_util::future::try_join_all(namespaces).await?;
+    let objects = cluster::bootstrap_objects();
+    let creates = objects.iter().map(|(plural, object)| async move {
         let group = object["apiVersion"]
             .as_str()
             .and_then(|v| v.split_once('/'))
             .map_or("", |(g, _)| g);
         let resource = registry::find(group, "v1", plural).expect("bootstrap kinds are served");
-        match rest.create_object(resource, None, &object).await {
-            Ok(_) => {}
-            Err(e) if e.reason == "AlreadyExists" => {}
-            Err(e) => {
-                return Err(Error::Bootstrap {
-                    name: format!("{plural}/{}", object["metadata"]["name"]),
-                    message: e.message,
-                });
-            }
+        match rest.create_object(resource, None, object).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.reason == "AlreadyExists" => Ok(()),
+            Err(e) => Err(Error::Bootstrap {
+                name: format!("{plural}/{}", object["metadata"]["name"]),
+                message: e.message,
+            }),
         }
-    }
+    });
+    futures_util::future::try_join_all(creates).await?;
     Ok(())
 }

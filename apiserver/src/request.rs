@@ -154,10 +154,10 @@ fn resource(
         [plural, name, sub] => (find(plural)?, None, Some(*name), Some(*sub)),
         _ => return Err(ApiError::path_not_found()),
     };
-    if let Some(sub) = subresource {
-        if !resource.subresources.contains(&sub) {
-            return Err(ApiError::path_not_found());
-        }
+    if let Some(sub) = subresource
+        && !resource.subresources.contains(&sub)
+    {
+        return Err(ApiError::path_not_found());
     }
     if resource.namespaced != namespace.is_some() && name.is_some() && resource.namespaced {
         // A namespaced object addressed without its namespace.

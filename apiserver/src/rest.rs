@@ -165,14 +165,14 @@ impl DeleteOptions {
             (&self.uid, "uid", "UID"),
             (&self.resource_version, "resourceVersion", "ResourceVersion"),
         ] {
-            if let Some(wanted) = wanted {
-                if *wanted != actual(field) {
-                    let detail = format!(
-                        "Precondition failed: {label} in precondition: {wanted}, {label} in object meta: {}",
-                        actual(field)
-                    );
-                    return Err(ApiError::conflict_message(r.group, r.plural, name, &detail));
-                }
+            if let Some(wanted) = wanted
+                && *wanted != actual(field)
+            {
+                let detail = format!(
+                    "Precondition failed: {label} in precondition: {wanted}, {label} in object meta: {}",
+                    actual(field)
+                );
+                return Err(ApiError::conflict_message(r.group, r.plural, name, &detail));
             }
         }
         Ok(())
@@ -512,6 +512,7 @@ fn parse_continue(token: &str) -> ApiResult<(Revision, String)> {
 
 impl Rest {
     /// Serve one resource request. `media` is the request body's media type.
+    #[allow(clippy::too_many_arguments)]
     pub async fn handle(
         &self,
         req: &ResourceRequest,
@@ -1009,12 +1010,11 @@ impl Rest {
         if let (Some(url_ns), Some(body_ns)) = (
             req.namespace.as_deref(),
             meta_str(&object, "namespace").filter(|ns| !ns.is_empty()),
-        ) {
-            if url_ns != body_ns {
-                return Err(ApiError::bad_request(
-                    "the namespace of the provided object does not match the namespace sent on the request",
-                ));
-            }
+        ) && url_ns != body_ns
+        {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
         }
         Ok(object::with_type_meta(r, object))
     }
@@ -1144,7 +1144,9 @@ impl Rest {
             };
             managed::record_update(None, &mut object, self.managed_schema(r), &write);
         }
-        let namespace = meta_str(&object, "namespace").unwrap_or_default().to_string();
+        let namespace = meta_str(&object, "namespace")
+            .unwrap_or_default()
+            .to_string();
         let attrs = crate::admission::Attributes {
             operation: crate::admission::Operation::Create,
             resource: r,
@@ -1426,7 +1428,11 @@ impl Rest {
                 operation: crate::admission::Operation::Update,
                 resource: r,
                 subresource: req.subresource.as_deref(),
-                namespace: req.namespace.as_deref().filter(|_| r.namespaced).unwrap_or(""),
+                namespace: req
+                    .namespace
+                    .as_deref()
+                    .filter(|_| r.namespaced)
+                    .unwrap_or(""),
                 name,
                 old_object: Some(&current),
                 user: &opts.user,
@@ -1434,10 +1440,16 @@ impl Rest {
             };
             let mut admitted = Vec::new();
             crate::admission::CHAIN
-                .write(&attrs, &mut object, self, &mut admitted, |o| match ephemeral {
-                    true => crate::pod::update_ephemeral_containers(&current, o),
-                    false => r.strategy.prepare_update(&current, o),
-                })
+                .write(
+                    &attrs,
+                    &mut object,
+                    self,
+                    &mut admitted,
+                    |o| match ephemeral {
+                        true => crate::pod::update_ephemeral_containers(&current, o),
+                        false => r.strategy.prepare_update(&current, o),
+                    },
+                )
                 .await?;
             *opts.admitted.lock() = admitted;
             let deleting = current.pointer("/metadata/deletionTimestamp").is_some();
@@ -1558,7 +1570,11 @@ impl Rest {
                 operation: crate::admission::Operation::Delete,
                 resource: r,
                 subresource: None,
-                namespace: req.namespace.as_deref().filter(|_| r.namespaced).unwrap_or(""),
+                namespace: req
+                    .namespace
+                    .as_deref()
+                    .filter(|_| r.namespaced)
+                    .unwrap_or(""),
                 name,
                 old_object: Some(&object),
                 user: &opts.user,
@@ -1670,10 +1686,10 @@ impl Rest {
         if is_service(r) {
             service::release(&self.store, object).await;
         }
-        if is_crd(r) {
-            if let Err(e) = crd::refresh(&self.store, &self.openapi).await {
-                tracing::warn!(error = %e.message, "cannot refresh custom resources");
-            }
+        if is_crd(r)
+            && let Err(e) = crd::refresh(&self.store, &self.openapi).await
+        {
+            tracing::warn!(error = %e.message, "cannot refresh custom resources");
         }
     }
 

@@ -38,6 +38,9 @@ pub struct Api {
     pub verifier: ClientVerifier,
     /// Authentication and authorization.
     pub auth: auth::Auth,
+    /// The cluster CA bundle, served unauthenticated at `/cacerts` so agents can pin it
+    /// against the join token's hash.
+    pub ca_bundle: String,
     /// `host:port` clients reach us at (for legacy `/api`).
     pub server_address: String,
     pub git_version: String,
@@ -178,6 +181,15 @@ impl Api {
             .to_string();
         let gzip = accepts_gzip(req.headers());
         let started = std::time::Instant::now();
+        if path == "/cacerts" && method == http::Method::GET {
+            // As k3s: outside authentication, so an agent can fetch and pin the CA.
+            let response = Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, "text/plain")
+                .body(full(self.ca_bundle.clone()))
+                .unwrap_or_else(|_| Response::new(full(Bytes::new())));
+            return self.finish(&method, &path, started, response);
+        }
         // Authentication, impersonation and authorization come before routing, as upstream's
         // filters do.
         let user = match self.authenticate(&cert, req.headers()).await {
@@ -185,15 +197,15 @@ impl Api {
             Err(e) => return self.finish(&method, &path, started, error_response(&e)),
         };
         let attrs = auth::request_attributes(&method, &path, &query, &user);
-        if self.auth.authorize {
-            if let Decision::Deny(reason) = self.auth.authorize(&attrs, &self.rest).await {
-                return self.finish(
-                    &method,
-                    &path,
-                    started,
-                    error_response(&attrs.forbidden(&reason)),
-                );
-            }
+        if self.auth.authorize
+            && let Decision::Deny(reason) = self.auth.authorize(&attrs, &self.rest).await
+        {
+            return self.finish(
+                &method,
+                &path,
+                started,
+                error_response(&attrs.forbidden(&reason)),
+            );
         }
         match path.as_str() {
             "/.well-known/openid-configuration" => {

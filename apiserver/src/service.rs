@@ -290,12 +290,10 @@ impl Strategy for Services {
                 .pointer("/spec/clusterIP")
                 .and_then(Value::as_str)
                 .is_none_or(str::is_empty);
-            if unset {
-                if let Some(ip) = old_ip.clone() {
-                    object["spec"]["clusterIP"] = ip;
-                    if let Some(ips) = old.pointer("/spec/clusterIPs") {
-                        object["spec"]["clusterIPs"] = ips.clone();
-                    }
+            if unset && let Some(ip) = old_ip.clone() {
+                object["spec"]["clusterIP"] = ip;
+                if let Some(ips) = old.pointer("/spec/clusterIPs") {
+                    object["spec"]["clusterIPs"] = ips.clone();
                 }
             }
             // Node ports left out keep theirs (same port and protocol).
@@ -320,10 +318,10 @@ impl Strategy for Services {
                 }
             }
             for field in ["ipFamilies", "ipFamilyPolicy"] {
-                if object.pointer(&format!("/spec/{field}")).is_none() {
-                    if let Some(v) = old.pointer(&format!("/spec/{field}")) {
-                        object["spec"][field] = v.clone();
-                    }
+                if object.pointer(&format!("/spec/{field}")).is_none()
+                    && let Some(v) = old.pointer(&format!("/spec/{field}"))
+                {
+                    object["spec"][field] = v.clone();
                 }
             }
         } else if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {

@@ -59,10 +59,10 @@ fn walk_defaults(schema: &Value, value: &mut Value, depth: usize) {
                             != Some(true))
                 });
                 for (name, property) in properties {
-                    if !map.contains_key(name) {
-                        if let Some(default) = property.get("default") {
-                            map.insert(name.clone(), default.clone());
-                        }
+                    if !map.contains_key(name)
+                        && let Some(default) = property.get("default")
+                    {
+                        map.insert(name.clone(), default.clone());
                     }
                 }
                 for (name, property) in properties {
@@ -156,84 +156,85 @@ fn validate_at(
             return;
         }
     }
-    if let Some(Value::Array(allowed)) = schema.get("enum") {
-        if !allowed.contains(value) {
-            let list: Vec<String> = allowed.iter().map(render).collect();
-            causes.push(FieldCause {
-                reason: "FieldValueNotSupported",
-                field: path.to_string(),
-                message: format!(
-                    "Unsupported value: {}: supported values: {}",
-                    render(value),
-                    list.join(", ")
-                ),
-            });
-        }
+    if let Some(Value::Array(allowed)) = schema.get("enum")
+        && !allowed.contains(value)
+    {
+        let list: Vec<String> = allowed.iter().map(render).collect();
+        causes.push(FieldCause {
+            reason: "FieldValueNotSupported",
+            field: path.to_string(),
+            message: format!(
+                "Unsupported value: {}: supported values: {}",
+                render(value),
+                list.join(", ")
+            ),
+        });
     }
     match value {
         Value::Number(n) => {
             let x = n.as_f64().unwrap_or(0.0);
             let exclusive = |k: &str| schema.get(k).and_then(Value::as_bool) == Some(true);
-            if let Some(min) = schema.get("minimum").and_then(Value::as_f64) {
-                if (exclusive("exclusiveMinimum") && x <= min) || x < min {
-                    let relation = if exclusive("exclusiveMinimum") {
-                        "greater than"
-                    } else {
-                        "greater than or equal to"
-                    };
-                    causes.push(invalid(
-                        path,
-                        value,
-                        format!("{body} in body should be {relation} {}", schema["minimum"]),
-                    ));
-                }
+            if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
+                && ((exclusive("exclusiveMinimum") && x <= min) || x < min)
+            {
+                let relation = if exclusive("exclusiveMinimum") {
+                    "greater than"
+                } else {
+                    "greater than or equal to"
+                };
+                causes.push(invalid(
+                    path,
+                    value,
+                    format!("{body} in body should be {relation} {}", schema["minimum"]),
+                ));
             }
-            if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
-                if (exclusive("exclusiveMaximum") && x >= max) || x > max {
-                    let relation = if exclusive("exclusiveMaximum") {
-                        "less than"
-                    } else {
-                        "less than or equal to"
-                    };
-                    causes.push(invalid(
-                        path,
-                        value,
-                        format!("{body} in body should be {relation} {}", schema["maximum"]),
-                    ));
-                }
+            if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
+                && ((exclusive("exclusiveMaximum") && x >= max) || x > max)
+            {
+                let relation = if exclusive("exclusiveMaximum") {
+                    "less than"
+                } else {
+                    "less than or equal to"
+                };
+                causes.push(invalid(
+                    path,
+                    value,
+                    format!("{body} in body should be {relation} {}", schema["maximum"]),
+                ));
             }
-            if let Some(factor) = schema.get("multipleOf").and_then(Value::as_f64) {
-                if factor > 0.0 && (x / factor).fract().abs() > 1e-9 {
-                    causes.push(invalid(
-                        path,
-                        value,
-                        format!(
-                            "{body} in body should be a multiple of {}",
-                            schema["multipleOf"]
-                        ),
-                    ));
-                }
+            if let Some(factor) = schema.get("multipleOf").and_then(Value::as_f64)
+                && factor > 0.0
+                && (x / factor).fract().abs() > 1e-9
+            {
+                causes.push(invalid(
+                    path,
+                    value,
+                    format!(
+                        "{body} in body should be a multiple of {}",
+                        schema["multipleOf"]
+                    ),
+                ));
             }
         }
         Value::String(s) if !int_or_string || schema.get("type").is_some() => {
             let length = s.chars().count() as u64;
-            if let Some(min) = schema.get("minLength").and_then(Value::as_u64) {
-                if length < min {
-                    causes.push(invalid(
-                        path,
-                        value,
-                        format!("{body} in body should be at least {min} chars long"),
-                    ));
-                }
+            if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
+                && length < min
+            {
+                causes.push(invalid(
+                    path,
+                    value,
+                    format!("{body} in body should be at least {min} chars long"),
+                ));
             }
-            if let Some(max) = schema.get("maxLength").and_then(Value::as_u64) {
-                if length > max {
-                    causes.push(FieldCause {
-                        reason: "FieldValueTooLong",
-                        field: path.to_string(),
-                        message: format!("Too long: may not be more than {max} bytes"),
-                    });
-                }
+            if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
+                && length > max
+            {
+                causes.push(FieldCause {
+                    reason: "FieldValueTooLong",
+                    field: path.to_string(),
+                    message: format!("Too long: may not be more than {max} bytes"),
+                });
             }
             if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
                 match regex_lite::Regex::new(pattern) {
@@ -248,23 +249,23 @@ fn validate_at(
         }
         Value::Array(items) => {
             let count = items.len() as u64;
-            if let Some(min) = schema.get("minItems").and_then(Value::as_u64) {
-                if count < min {
-                    causes.push(invalid(
-                        path,
-                        &json!(count),
-                        format!("{body} in body should have at least {min} items"),
-                    ));
-                }
+            if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
+                && count < min
+            {
+                causes.push(invalid(
+                    path,
+                    &json!(count),
+                    format!("{body} in body should have at least {min} items"),
+                ));
             }
-            if let Some(max) = schema.get("maxItems").and_then(Value::as_u64) {
-                if count > max {
-                    causes.push(FieldCause {
-                        reason: "FieldValueTooMany",
-                        field: path.to_string(),
-                        message: format!("Too many: {count}: must have at most {max} items"),
-                    });
-                }
+            if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
+                && count > max
+            {
+                causes.push(FieldCause {
+                    reason: "FieldValueTooMany",
+                    field: path.to_string(),
+                    message: format!("Too many: {count}: must have at most {max} items"),
+                });
             }
             if schema.get("uniqueItems").and_then(Value::as_bool) == Some(true)
                 || schema.get("x-kubernetes-list-type").and_then(Value::as_str) == Some("set")
@@ -311,23 +312,23 @@ fn validate_object(
         }
     }
     let count = map.len() as u64;
-    if let Some(min) = schema.get("minProperties").and_then(Value::as_u64) {
-        if count < min {
-            causes.push(invalid(
-                path,
-                &json!(count),
-                format!("{body} in body should have at least {min} properties"),
-            ));
-        }
+    if let Some(min) = schema.get("minProperties").and_then(Value::as_u64)
+        && count < min
+    {
+        causes.push(invalid(
+            path,
+            &json!(count),
+            format!("{body} in body should have at least {min} properties"),
+        ));
     }
-    if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64) {
-        if count > max {
-            causes.push(FieldCause {
-                reason: "FieldValueTooMany",
-                field: path.to_string(),
-                message: format!("Too many: {count}: must have at most {max} items"),
-            });
-        }
+    if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64)
+        && count > max
+    {
+        causes.push(FieldCause {
+            reason: "FieldValueTooMany",
+            field: path.to_string(),
+            message: format!("Too many: {count}: must have at most {max} items"),
+        });
     }
     let properties = schema.get("properties").and_then(Value::as_object);
     for (k, v) in map {

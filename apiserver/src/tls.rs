@@ -182,13 +182,12 @@ fn parse_fib_trie(text: &str) -> Vec<Ipv4Addr> {
     for line in text.lines().map(str::trim) {
         if let Some(addr) = line.strip_prefix("|-- ") {
             leaf = addr.parse().ok();
-        } else if line.starts_with("/32 host LOCAL") {
-            if let Some(addr) = leaf
+        } else if line.starts_with("/32 host LOCAL")
+            && let Some(addr) = leaf
                 .take()
                 .filter(|a| !a.is_loopback() && !found.contains(a))
-            {
-                found.push(addr);
-            }
+        {
+            found.push(addr);
         }
     }
     found

@@ -42,10 +42,9 @@ fn default_str(object: &mut Value, key: &str, value: &str) {
         .get(key)
         .and_then(Value::as_str)
         .is_none_or(str::is_empty)
+        && let Some(map) = object.as_object_mut()
     {
-        if let Some(map) = object.as_object_mut() {
-            map.insert(key.to_string(), json!(value));
-        }
+        map.insert(key.to_string(), json!(value));
     }
 }
 
@@ -358,10 +357,8 @@ fn default_template(template: &mut Value) {
     let spec = child(template, "spec");
     let had_links = spec.get("enableServiceLinks").is_some();
     crate::pod::default_spec(spec);
-    if !had_links {
-        if let Some(map) = spec.as_object_mut() {
-            map.remove("enableServiceLinks");
-        }
+    if !had_links && let Some(map) = spec.as_object_mut() {
+        map.remove("enableServiceLinks");
     }
 }
 
@@ -446,14 +443,14 @@ fn status_causes(old: &Value, object: &Value, rules: &StatusRules) -> Vec<FieldC
             ));
         }
     }
-    if let Some(detail) = rules.ready_bound {
-        if value("availableReplicas") > value("readyReplicas") {
-            causes.push(invalid(
-                "status.availableReplicas",
-                &value("availableReplicas").to_string(),
-                detail,
-            ));
-        }
+    if let Some(detail) = rules.ready_bound
+        && value("availableReplicas") > value("readyReplicas")
+    {
+        causes.push(invalid(
+            "status.availableReplicas",
+            &value("availableReplicas").to_string(),
+            detail,
+        ));
     }
     if rules.collision_count {
         let before = int(old, "/status/collisionCount");
@@ -656,15 +653,14 @@ fn deployment_strategy_causes(spec: &Value) -> Vec<FieldCause> {
                         "may not be 0 when `maxSurge` is 0",
                     ));
                 }
-                if let Some(Value::String(s)) = unavailable {
-                    if percent(s).is_some_and(|p| p > 100) {
+                if let Some(Value::String(s)) = unavailable
+                    && percent(s).is_some_and(|p| p > 100) {
                         causes.push(invalid(
                             &format!("{at}.maxUnavailable"),
                             &go_int_or_string(unavailable),
                             "must not be greater than 100%",
                         ));
                     }
-                }
             }
         },
         other => causes.push(not_supported(
@@ -822,10 +818,10 @@ fn default_stateful_set(object: &mut Value) {
         strategy["type"] = json!("RollingUpdate");
         child(strategy, "rollingUpdate");
     }
-    if strategy["type"] == "RollingUpdate" {
-        if let Some(rolling) = strategy.get_mut("rollingUpdate").filter(|r| r.is_object()) {
-            default(rolling, "partition", json!(0));
-        }
+    if strategy["type"] == "RollingUpdate"
+        && let Some(rolling) = strategy.get_mut("rollingUpdate").filter(|r| r.is_object())
+    {
+        default(rolling, "partition", json!(0));
     }
     let retention = child(spec, "persistentVolumeClaimRetentionPolicy");
     default_str(retention, "whenDeleted", "Retain");
@@ -880,14 +876,14 @@ fn stateful_set_strategy_causes(spec: &Value) -> Vec<FieldCause> {
                     if int_or_percent_value(Some(max)) == 0 {
                         causes.push(invalid(&field, &go_int_or_string(Some(max)), "cannot be 0"));
                     }
-                    if let Value::String(s) = max {
-                        if percent(s).is_some_and(|p| p > 100) {
-                            causes.push(invalid(
-                                &field,
-                                &go_int_or_string(Some(max)),
-                                "must not be greater than 100%",
-                            ));
-                        }
+                    if let Value::String(s) = max
+                        && percent(s).is_some_and(|p| p > 100)
+                    {
+                        causes.push(invalid(
+                            &field,
+                            &go_int_or_string(Some(max)),
+                            "must not be greater than 100%",
+                        ));
                     }
                 }
             }
@@ -1350,14 +1346,14 @@ fn job_spec_causes(spec: &Value, path: &str) -> Vec<FieldCause> {
         ));
     }
     let mode = get(spec, "/completionMode").and_then(Value::as_str);
-    if let Some(mode) = mode {
-        if !matches!(mode, "NonIndexed" | "Indexed") {
-            causes.push(not_supported(
-                &format!("{path}.completionMode"),
-                &format!("{mode:?}"),
-                &["NonIndexed", "Indexed"],
-            ));
-        }
+    if let Some(mode) = mode
+        && !matches!(mode, "NonIndexed" | "Indexed")
+    {
+        causes.push(not_supported(
+            &format!("{path}.completionMode"),
+            &format!("{mode:?}"),
+            &["NonIndexed", "Indexed"],
+        ));
     }
     if mode == Some("Indexed") {
         if get(spec, "/completions").is_none() {
@@ -1496,16 +1492,16 @@ fn job_causes(object: &Value, prefixed_labels: bool) -> Vec<FieldCause> {
             ));
         }
     }
-    if string(&spec, "/completionMode") == "Indexed" {
-        if let Some(completions) = int(&spec, "/completions").filter(|c| *c > 0) {
-            let hostname = format!("{}-{}", object_name(object), completions - 1);
-            if !crate::object::validate_name(NameRule::Dns1123Label, &hostname, "x").is_empty() {
-                causes.push(invalid(
-                    "metadata.name",
-                    &format!("{:?}", object_name(object)),
-                    &format!("will not able to create pod with invalid DNS label: {hostname}"),
-                ));
-            }
+    if string(&spec, "/completionMode") == "Indexed"
+        && let Some(completions) = int(&spec, "/completions").filter(|c| *c > 0)
+    {
+        let hostname = format!("{}-{}", object_name(object), completions - 1);
+        if !crate::object::validate_name(NameRule::Dns1123Label, &hostname, "x").is_empty() {
+            causes.push(invalid(
+                "metadata.name",
+                &format!("{:?}", object_name(object)),
+                &format!("will not able to create pod with invalid DNS label: {hostname}"),
+            ));
         }
     }
     causes
@@ -1554,10 +1550,10 @@ fn job_template_for_compare(old: &Value, new: &Value, mutable_scheduling: bool) 
                     affinity.remove("nodeAffinity");
                     affinity.is_empty()
                 });
-            if emptied == Some(true) {
-                if let Some(spec) = template.get_mut("spec").and_then(Value::as_object_mut) {
-                    spec.remove("affinity");
-                }
+            if emptied == Some(true)
+                && let Some(spec) = template.get_mut("spec").and_then(Value::as_object_mut)
+            {
+                spec.remove("affinity");
             }
         }
         (true, false) => {
@@ -1585,14 +1581,14 @@ fn job_update_causes(old: &Value, new: &Value) -> Vec<FieldCause> {
                 &go_value(completions),
                 IMMUTABLE,
             ));
-        } else if let Some(c) = completions.and_then(Value::as_i64) {
-            if Some(c) != int(new, "/spec/parallelism") {
-                causes.push(invalid(
-                    "spec.completions",
-                    &c.to_string(),
-                    "can only be modified in tandem with spec.parallelism",
-                ));
-            }
+        } else if let Some(c) = completions.and_then(Value::as_i64)
+            && Some(c) != int(new, "/spec/parallelism")
+        {
+            causes.push(invalid(
+                "spec.completions",
+                &c.to_string(),
+                "can only be modified in tandem with spec.parallelism",
+            ));
         }
     }
     causes.extend(immutable_selector(
@@ -1901,17 +1897,17 @@ fn cron_job_causes(object: &Value, old: Option<&Value>) -> Vec<FieldCause> {
         "/startingDeadlineSeconds",
         "spec.startingDeadlineSeconds",
     );
-    if old.is_none_or(|o| get(o, "/spec/timeZone") != zone) {
-        if let Some(zone) = zone {
-            let text = zone.as_str().unwrap_or_default();
-            let error = if text.is_empty() {
-                Some("timeZone must be nil or non-empty string".to_string())
-            } else {
-                time_zone_error(text)
-            };
-            if let Some(e) = error {
-                causes.push(invalid("spec.timeZone", &format!("{text:?}"), &e));
-            }
+    if old.is_none_or(|o| get(o, "/spec/timeZone") != zone)
+        && let Some(zone) = zone
+    {
+        let text = zone.as_str().unwrap_or_default();
+        let error = if text.is_empty() {
+            Some("timeZone must be nil or non-empty string".to_string())
+        } else {
+            time_zone_error(text)
+        };
+        if let Some(e) = error {
+            causes.push(invalid("spec.timeZone", &format!("{text:?}"), &e));
         }
     }
     match string(&spec, "/concurrencyPolicy") {
@@ -1994,14 +1990,13 @@ fn default_replication_controller(object: &mut Value) {
         .filter(|l| l.is_object())
         .cloned();
     let spec = child(object, "spec");
-    if let Some(labels) = &labels {
-        if spec
+    if let Some(labels) = &labels
+        && spec
             .get("selector")
             .and_then(Value::as_object)
             .is_none_or(Map::is_empty)
-        {
-            spec["selector"] = labels.clone();
-        }
+    {
+        spec["selector"] = labels.clone();
     }
     default(spec, "replicas", json!(1));
     if let Some(template) = spec.get_mut("template").filter(|t| t.is_object()) {

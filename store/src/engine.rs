@@ -573,9 +573,10 @@ async fn maintenance<L: Log>(inner: std::sync::Weak<Inner<L>>) {
             samples.push_front((now - inner.opts.history_window, rev));
             let target = rev.min(current.saturating_sub(inner.opts.history_min_revisions));
             if target > inner.compact_revision.load(Ordering::Acquire)
-                && let Err(e) = inner.compact(target).await {
-                    tracing::warn!(error = %e, revision = target, "background compaction failed");
-                }
+                && let Err(e) = inner.compact(target).await
+            {
+                tracing::warn!(error = %e, revision = target, "background compaction failed");
+            }
         }
     }
 }

@@ -43,7 +43,11 @@ fn store_config(dir: &Path, no_sync: bool) -> Config {
 /// A value that says who wrote it: `writer seq` then filler, long enough to test both sides of
 /// the blob threshold.
 fn value(writer: usize, seq: u64) -> Bytes {
-    let len = if seq.is_multiple_of(LARGE_EVERY) { LARGE } else { SMALL };
+    let len = if seq.is_multiple_of(LARGE_EVERY) {
+        LARGE
+    } else {
+        SMALL
+    };
     let mut v = format!("{writer} {seq} ").into_bytes();
     v.resize(len, b'a' + (seq % 26) as u8);
     Bytes::from(v)

@@ -206,7 +206,7 @@ async fn run() -> Result<()> {
     ] {
         let mut lat = Vec::new();
         let mut bytes = 0;
-        for _ in 0..20 {
+        for _ in 0..21 {
             let t = Instant::now();
             let (status, body) = get(
                 &client,
@@ -220,10 +220,14 @@ async fn run() -> Result<()> {
             let items = list["items"].as_array().map_or(0, Vec::len);
             anyhow::ensure!(items == expect, "listed {items} pods, expected {expect}");
         }
+        // The first list after the creates is cold: the watch cache decodes each object once,
+        // the first time a selector needs it.
+        let first = lat.remove(0);
         lat.sort();
         println!(
-            "| LIST of {created} pods{label}, JSON ({:.1} MiB, {expect} items) | p50 {}, p99 {} |",
+            "| LIST of {created} pods{label}, JSON ({:.1} MiB, {expect} items) | first {}; then p50 {}, p99 {} |",
             bytes as f64 / (1024.0 * 1024.0),
+            ms(first),
             ms(percentile(&lat, 0.5)),
             ms(percentile(&lat, 0.99))
         );
@@ -245,7 +249,7 @@ async fn run() -> Result<()> {
         );
         tokio::spawn(async move {
             let req = hyper::Request::get(format!(
-                "{url}/api/v1/namespaces/watched/configmaps?watch=true&resourceVersion=0"
+                "{url}/api/v1/namespaces/watched/configmaps?watch=true&resourceVersion=0&fieldSelector=metadata.name%3Dc-0-0"
             ))
             .body(Full::new(Bytes::new()))?;
             let mut resp = client.request(req).await?;

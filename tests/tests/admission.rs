@@ -501,3 +501,54 @@ fn resource_quota_charges_creates_and_refuses_over_quota() {
         "{err}"
     );
 }
+
+#[test]
+fn certificate_requests_may_not_ask_the_client_signer_for_system_masters() {
+    use base64::Engine;
+    let (tmp, s) = server();
+    let csr = |subject: &str| -> String {
+        let out = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+            ])
+            .arg(tmp.path().join("key.pem"))
+            .args(["-subj", subject])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        base64::engine::general_purpose::STANDARD.encode(out.stdout)
+    };
+    let manifest = |name: &str, request: &str| {
+        write(
+            tmp.path(),
+            &format!("{name}.yaml"),
+            &format!(
+                "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata:\n  name: {name}\nspec:\n  signerName: kubernetes.io/kube-apiserver-client\n  usages: [client auth]\n  request: {request}\n"
+            ),
+        )
+    };
+    let err = s
+        .kubectl_err(&[
+            "apply",
+            "-f",
+            &manifest("root", &csr("/CN=mallory/O=system:masters")),
+        ])
+        .unwrap();
+    assert!(
+        err.contains("certificatesigningrequests.certificates.k8s.io \"root\" is forbidden: use of kubernetes.io/kube-apiserver-client signer with system:masters group is not allowed"),
+        "{err}"
+    );
+    s.kubectl_ok(&["apply", "-f", &manifest("dev", &csr("/CN=alice/O=dev"))])
+        .unwrap();
+}

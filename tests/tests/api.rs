@@ -274,7 +274,7 @@ fn watch_prints_later_changes() {
     );
     s.kubectl_ok(&["create", "-f", &cm, "--validate=false"])
         .unwrap();
-    let mut next = || {
+    let next = || {
         rx.recv_timeout(Duration::from_secs(10))
             .expect("the watch printed nothing")
     };

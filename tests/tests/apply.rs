@@ -89,6 +89,9 @@ metadata:
   labels:
     app: p
 spec:
+  # Without it the ServiceAccount admission plugin appends its token volume and mounts, and
+  # kubectl then always sends `$setElementOrder` for the longer live lists (it prints configured).
+  automountServiceAccountToken: false
   containers:
   - name: web
     image: nginx:1.27

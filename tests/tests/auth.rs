@@ -402,6 +402,35 @@ fn anonymous_requests_and_credentials() {
         .unwrap();
     assert!(out.contains("system:masters"), "{out}");
 
+    // The join token pins the CA bundle served, without authentication, at /cacerts.
+    let served = Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(s.data_dir.join("tls/ca.crt"))
+        .arg(format!("{}/cacerts", s.url()))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&served.stdout).starts_with("-----BEGIN CERTIFICATE-----"));
+    let hash = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(&served.stdout)?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let hash = String::from_utf8_lossy(&hash.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let token = std::fs::read_to_string(s.data_dir.join("token")).unwrap();
+    assert!(
+        token.starts_with(&format!("K10{hash}::server:")),
+        "{token} vs {hash}"
+    );
+
     // Discovery of the service-account issuer is public.
     let out = curl_anonymous(&s, "/.well-known/openid-configuration", &[]);
     assert!(
@@ -530,6 +559,7 @@ fn service_account_tokens_live_as_long_as_their_account() {
         accepted.contains(r#""groups":["system:serviceaccounts","system:serviceaccounts:default","system:authenticated"]"#),
         "{accepted}"
     );
+    assert!(accepted.contains(r#""audiences":["foo"]"#), "{accepted}");
     let refused = review("[]");
     assert!(!refused.contains(r#""authenticated":true"#), "{refused}");
     assert!(refused.contains("\"error\""), "{refused}");
@@ -542,4 +572,257 @@ fn service_account_tokens_live_as_long_as_their_account() {
         err.contains("spec.expirationSeconds: Invalid value: 60: may not specify a duration less than 10 minutes"),
         "{err}"
     );
+}
+
+#[test]
+fn a_node_reads_only_what_its_pods_use() {
+    let (tmp, s) = server(&[]);
+    let node = cert_user(&s, tmp.path(), "system:node:n1", &["system:nodes"]);
+    for secret in ["mine", "theirs"] {
+        s.kubectl_ok(&["create", "secret", "generic", secret, "--from-literal=k=v"])
+            .unwrap();
+    }
+    let pod = |name: &str, node: &str, secret: &str| {
+        let path = tmp.path().join(format!("{name}.yaml"));
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  nodeName: {node}\n  containers: [{{name: c, image: nginx}}]\n  volumes: [{{name: s, secret: {{secretName: {secret}}}}}]\n"
+            ),
+        )
+        .unwrap();
+        s.kubectl_ok(&["create", "-f", path.to_str().unwrap()])
+            .unwrap();
+    };
+    pod("on-n1", "n1", "mine");
+    pod("on-n2", "n2", "theirs");
+
+    let out = ok_as(&s, &node, &["get", "secret", "mine", "-o", "name"]);
+    assert_eq!(out.trim(), "secret/mine");
+    let err = err_as(&s, &node, &["get", "secret", "theirs"]);
+    assert!(
+        err.contains("secrets \"theirs\" is forbidden: User \"system:node:n1\" cannot get resource \"secrets\" in API group \"\" in the namespace \"default\": no relationship found between node 'n1' and this object"),
+        "{err}"
+    );
+    let err = err_as(&s, &node, &["get", "secrets"]);
+    assert!(err.contains("cannot list resource \"secrets\""), "{err}");
+    // Upstream's node rules: pods and nodes are readable, deployments are not.
+    let out = ok_as(&s, &node, &["get", "pods", "-o", "name"]);
+    assert!(out.contains("pod/on-n2"), "{out}");
+    assert_eq!(can_i(&s, &node, &["create", "pods/eviction"]), "yes");
+    assert_eq!(can_i(&s, &node, &["list", "deployments"]), "no");
+    assert_eq!(can_i(&s, &node, &["get", "secret/mine"]), "yes");
+    assert_eq!(
+        can_i(&s, &node, &["get", "secret/theirs"]),
+        "no - no relationship found between node 'n1' and this object"
+    );
+}
+
+/// What the server answers to `verb` on `path` for a kubeconfig: the HTTP status.
+fn status_as(s: &Server, config: &Path, args: &[&str]) -> u16 {
+    let (ok, _, err) = kubectl_as(s, config, args);
+    if ok {
+        return 200;
+    }
+    for (needle, code) in [
+        ("(Forbidden)", 403),
+        // The generator subcommands print the Status message alone.
+        ("is forbidden:", 403),
+        ("You must be logged in", 401),
+        ("(NotFound)", 404),
+        ("(AlreadyExists)", 409),
+    ] {
+        if err.contains(needle) {
+            return code;
+        }
+    }
+    panic!("kubectl {args:?}: {err}");
+}
+
+#[test]
+fn authorization_matrix_agrees_with_access_reviews() {
+    let (tmp, s) = server(&[]);
+    s.kubectl_ok(&["create", "namespace", "team"]).unwrap();
+    for (user, role) in [("viewer", "view"), ("editor", "edit"), ("owner", "admin")] {
+        s.kubectl_ok(&[
+            "create",
+            "rolebinding",
+            user,
+            &format!("--clusterrole={role}"),
+            &format!("--user={user}"),
+            "-n",
+            "team",
+        ])
+        .unwrap();
+    }
+    s.kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "s",
+        "--from-literal=k=v",
+        "-n",
+        "team",
+    ])
+    .unwrap();
+    let users: Vec<(&str, PathBuf)> = ["nobody", "viewer", "editor", "owner"]
+        .into_iter()
+        .map(|u| (u, cert_user(&s, tmp.path(), u, &[])))
+        .collect();
+    eventually("the bindings to take effect", || {
+        (can_i(&s, &users[3].1, &["create", "roles", "-n", "team"]) == "yes").then_some(())
+    });
+    // (can-i arguments, the real request, who is allowed)
+    let cells: &[(&[&str], &[&str], &[&str])] = &[
+        (
+            &["list", "pods", "-n", "team"],
+            &["get", "pods", "-n", "team"],
+            &["viewer", "editor", "owner"],
+        ),
+        (
+            &["get", "secrets/s", "-n", "team"],
+            &["get", "secret", "s", "-n", "team"],
+            &["editor", "owner"],
+        ),
+        (
+            &["create", "configmaps", "-n", "team"],
+            &["create", "configmap", "cm-USER", "-n", "team"],
+            &["editor", "owner"],
+        ),
+        (
+            &["create", "roles", "-n", "team"],
+            &[
+                "create",
+                "role",
+                "r-USER",
+                "--verb=get",
+                "--resource=pods",
+                "-n",
+                "team",
+            ],
+            &["owner"],
+        ),
+        (
+            &["list", "pods", "-n", "default"],
+            &["get", "pods", "-n", "default"],
+            &[],
+        ),
+        (&["list", "namespaces"], &["get", "namespaces"], &[]),
+    ];
+    for (review, request, allowed) in cells {
+        for (user, config) in &users {
+            let request: Vec<String> = request.iter().map(|a| a.replace("USER", user)).collect();
+            let request: Vec<&str> = request.iter().map(String::as_str).collect();
+            let expected = allowed.contains(user);
+            let answer = can_i(&s, config, review);
+            assert_eq!(
+                answer,
+                if expected { "yes" } else { "no" },
+                "{user} {review:?}"
+            );
+            let status = status_as(&s, config, &request);
+            assert_eq!(
+                status,
+                if expected { 200 } else { 403 },
+                "{user} {request:?}"
+            );
+        }
+    }
+    // Anonymous requests reach only the public paths.
+    for (path, code) in [
+        ("/healthz", "200"),
+        ("/livez", "200"),
+        ("/readyz", "200"),
+        ("/version", "200"),
+        ("/api", "403"),
+        ("/apis", "403"),
+        ("/openapi/v3", "403"),
+        ("/api/v1/namespaces/default/pods", "403"),
+    ] {
+        let out = curl_anonymous(&s, path, &[]);
+        assert!(out.ends_with(&format!("\n{code}")), "{path}: {out}");
+    }
+    // Without bindings: discovery, OpenAPI and self-reviews only.
+    let nobody = &users[0].1;
+    ok_as(&s, nobody, &["get", "--raw", "/api"]);
+    ok_as(&s, nobody, &["get", "--raw", "/apis"]);
+    ok_as(&s, nobody, &["get", "--raw", "/openapi/v3"]);
+    assert_eq!(
+        can_i(&s, nobody, &["create", "selfsubjectaccessreviews"]),
+        "yes"
+    );
+}
+
+#[test]
+fn bootstrap_policy_is_reconciled_at_every_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start(data.clone(), &[]).unwrap();
+    s.kubectl_ok(&["delete", "clusterrole", "system:discovery"])
+        .unwrap();
+    s.kubectl_ok(&[
+        "patch",
+        "clusterrole",
+        "system:basic-user",
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/rules/-","value":{"verbs":["get"],"apiGroups":[""],"resources":["nodes"]}}]"#,
+    ])
+    .unwrap();
+    s.kubectl_ok(&[
+        "annotate",
+        "--overwrite",
+        "clusterrole",
+        "system:public-info-viewer",
+        "rbac.authorization.kubernetes.io/autoupdate=false",
+    ])
+    .unwrap();
+    s.kubectl_ok(&[
+        "patch",
+        "clusterrole",
+        "system:public-info-viewer",
+        "--type=merge",
+        "-p",
+        r#"{"rules":[{"verbs":["get"],"nonResourceURLs":["/healthz"]}]}"#,
+    ])
+    .unwrap();
+    assert!(s.stop().unwrap().success());
+
+    let s = Server::start(data, &[]).unwrap();
+    s.kubectl_ok(&["get", "clusterrole", "system:discovery"])
+        .unwrap();
+    let rules = s
+        .kubectl_ok(&[
+            "get",
+            "clusterrole",
+            "system:basic-user",
+            "-o",
+            "jsonpath={.rules[*].resources}",
+        ])
+        .unwrap();
+    assert!(
+        rules.contains("nodes") && rules.contains("selfsubjectaccessreviews"),
+        "{rules}"
+    );
+    let kept = s
+        .kubectl_ok(&[
+            "get",
+            "clusterrole",
+            "system:public-info-viewer",
+            "-o",
+            "jsonpath={.rules[*].nonResourceURLs}",
+        ])
+        .unwrap();
+    assert_eq!(kept, r#"["/healthz"]"#);
+    // The aggregated roles are filled again from their sources.
+    let view = s
+        .kubectl_ok(&[
+            "get",
+            "clusterrole",
+            "view",
+            "-o",
+            "jsonpath={.rules[*].resources}",
+        ])
+        .unwrap();
+    assert!(view.contains("configmaps"), "{view}");
 }

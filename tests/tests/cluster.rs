@@ -379,9 +379,12 @@ fn upstream_manifests_apply_idempotently_and_print_upstream_columns() {
     let out = s.kubectl_ok(&["get", "rolebindings"]).unwrap();
     table(&out, &["NAME", "ROLE", "AGE"]);
 
+    // The manifest's two, among upstream's bootstrap roles.
     let out = s.kubectl_ok(&["get", "clusterroles"]).unwrap();
     let rows = table(&out, &["NAME", "CREATED AT"]);
-    assert_eq!(rows.len(), 2, "{out}");
+    for name in ["secret-reader", "monitoring", "cluster-admin"] {
+        assert!(rows.iter().any(|r| r[0] == name), "{out}");
+    }
 
     let out = s
         .kubectl_ok(&["get", "clusterrolebindings", "-o", "wide"])
@@ -492,13 +495,26 @@ fn upstream_manifests_apply_idempotently_and_print_upstream_columns() {
         .unwrap();
     assert_eq!(limit, "500m 500m");
 
-    let out = s.kubectl_ok(&["get", "quota", "-o", "wide"]).unwrap();
-    let rows = table(&out, &["NAME", "REQUEST", "LIMIT", "AGE"]);
     // The status (and so REQUEST and LIMIT) is the quota controller's to fill.
-    assert_eq!(
-        row(&rows, "compute-resources", &[3]),
-        ["compute-resources", "", ""]
-    );
+    let filled = [
+        "compute-resources",
+        "pods: 0/10, requests.cpu: 0/1, requests.memory: 0/1Gi",
+        "limits.cpu: 0/2, limits.memory: 0/2Gi",
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = s.kubectl_ok(&["get", "quota", "-o", "wide"]).unwrap();
+        let rows = table(&out, &["NAME", "REQUEST", "LIMIT", "AGE"]);
+        let got = row(&rows, "compute-resources", &[3]);
+        if got == filled {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the quota controller never filled the status: {got:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     s.kubectl_ok(&[
         "patch",
         "quota",
@@ -515,8 +531,8 @@ fn upstream_manifests_apply_idempotently_and_print_upstream_columns() {
         row(&rows, "compute-resources", &[3]),
         [
             "compute-resources",
-            "pods: 3/10, requests.cpu: 500m/1",
-            "limits.cpu: 0/2"
+            "pods: 3/10, requests.cpu: 500m/1, requests.memory: 0/1Gi",
+            "limits.cpu: 0/2, limits.memory: 0/2Gi"
         ]
     );
 
@@ -946,7 +962,7 @@ fn invalid_objects_get_upstream_422s() {
     let path = write(
         dir,
         "colon.yaml",
-        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: \"system:aggregate-to-view\"}\nrules: []\n",
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: \"example:aggregate-to-view\"}\nrules: []\n",
     );
     s.kubectl_ok(&["create", "-f", &path]).unwrap();
 }

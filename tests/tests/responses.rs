@@ -127,7 +127,7 @@ fn metrics_count_kubectl_traffic() {
         .collect();
     assert_eq!(buckets.len(), 24, "{text}");
     assert!(buckets[0].starts_with(r#""0.005"}"#), "{buckets:?}");
-    assert_eq!(buckets[23], r#""+Inf"} 1"#);
+    assert_eq!(buckets[23], r#""+Inf"} 5"#);
     assert!(text.contains("# TYPE apiserver_request_duration_seconds histogram\n"));
 
     // Discovery is counted by path; the object counts come from the store.
@@ -186,7 +186,8 @@ fn metrics_count_kubectl_traffic() {
         .arg(format!("{}/metrics", s.url()))
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&anonymous.stdout), "401");
+    // Anonymous, as upstream: authenticated as `system:anonymous`, then forbidden.
+    assert_eq!(String::from_utf8_lossy(&anonymous.stdout), "403");
 }
 
 #[test]
@@ -286,7 +287,10 @@ fn large_responses_are_gzipped_for_clients_that_ask() {
 
     // kubectl (Go's transport asks for gzip and decompresses).
     let names = s.kubectl_ok(&["get", "configmaps", "-o", "name"]).unwrap();
-    assert_eq!(names, "configmap/big-1\nconfigmap/big-2\n");
+    assert_eq!(
+        names,
+        "configmap/big-1\nconfigmap/big-2\nconfigmap/kube-root-ca.crt\n"
+    );
 }
 
 const POM: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
@@ -354,7 +358,7 @@ fn partial_object_metadata_on_get_list_and_watch() {
         POM,
         "/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=1",
     );
-    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events.len(), 3, "{events:?}");
     for event in &events {
         assert_eq!(event["type"], "ADDED");
         assert_eq!(event["object"]["kind"], "PartialObjectMetadata");

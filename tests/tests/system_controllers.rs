@@ -87,6 +87,16 @@ fn every_namespace_gets_a_default_service_account_and_the_root_ca() {
         "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."
     );
 
+    assert_eq!(
+        jsonpath(
+            &s,
+            &["get", "configmap", "kube-root-ca.crt", "-n", "team"],
+            "{.metadata.managedFields[*].manager}"
+        )
+        .unwrap(),
+        "kube-controller-manager"
+    );
+
     // Deleted, both come back (as new objects).
     let sa_args = ["get", "serviceaccount", "default", "-n", "team"];
     let cm_args = ["get", "configmap", "kube-root-ca.crt", "-n", "team"];

@@ -72,11 +72,11 @@ pub fn apply_defaults(range: &Value, pod: &mut Value) {
                         continue;
                     };
                     let list = res.entry(part).or_insert_with(|| json!({}));
-                    if let Some(list) = list.as_object_mut() {
-                        if !list.contains_key(k) {
-                            list.insert(k.clone(), v.clone());
-                            names.push(k.clone());
-                        }
+                    if let Some(list) = list.as_object_mut()
+                        && !list.contains_key(k)
+                    {
+                        list.insert(k.clone(), v.clone());
+                        names.push(k.clone());
                     }
                 }
                 names.sort();

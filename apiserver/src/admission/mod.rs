@@ -11,8 +11,10 @@
 //! when their informer has not seen an object yet). ResourceQuota also writes: it charges
 //! usage with a compare-and-swap of the quota.
 
+mod certificates;
 mod lifecycle;
 mod limitranger;
+mod noderestriction;
 mod podsecurity;
 mod priority;
 mod quantity;
@@ -60,10 +62,6 @@ pub struct Attributes<'a> {
     pub name: &'a str,
     /// The stored object, on update and delete.
     pub old_object: Option<&'a Value>,
-    #[allow(
-        dead_code,
-        reason = "NodeRestriction and the webhooks read it; no built-in plugin here does"
-    )]
     pub user: &'a UserInfo,
     pub dry_run: bool,
 }
@@ -103,6 +101,16 @@ pub trait Lookup: Send + Sync {
         namespace: Option<&'a str>,
         name: &'a str,
     ) -> BoxFuture<'a, ApiResult<Option<Value>>>;
+
+    /// One object read from the store, when the cache may be behind.
+    fn get_live<'a>(
+        &'a self,
+        resource: &'static Resource,
+        namespace: Option<&'a str>,
+        name: &'a str,
+    ) -> BoxFuture<'a, ApiResult<Option<Value>>> {
+        self.get(resource, namespace, name)
+    }
 
     /// The objects of a resource in one namespace (or all of a cluster-scoped one), from the
     /// cache; `fresh` reads the store instead.
@@ -154,12 +162,14 @@ pub struct Chain {
 /// The chain every request goes through.
 pub static CHAIN: LazyLock<Chain> = LazyLock::new(|| Chain {
     plugins: vec![
-        Box::new(lifecycle::NamespaceLifecycle),
+        Box::new(lifecycle::NamespaceLifecycle::default()),
         Box::new(limitranger::LimitRanger),
         Box::new(serviceaccount::ServiceAccount),
+        Box::new(noderestriction::NodeRestriction),
         Box::new(podsecurity::PodSecurity),
         Box::new(priority::Priority),
         Box::new(tolerations::DefaultTolerationSeconds),
+        Box::new(certificates::CertificateSubjectRestriction),
         Box::new(quota::ResourceQuota),
     ],
 });
@@ -264,15 +274,26 @@ impl Lookup for Rest {
                 .cache
                 .list(&resource.prefix(), &key, Freshness::Any)
                 .await?
+                && let Some(item) = snapshot.items.iter().find(|i| i.key == key.as_bytes())
             {
-                if let Some(item) = snapshot.items.iter().find(|i| i.key == key.as_bytes()) {
-                    return Ok(Some(with_revision(
-                        item.object().clone(),
-                        item.mod_revision,
-                    )));
-                }
+                return Ok(Some(with_revision(
+                    item.object().clone(),
+                    item.mod_revision,
+                )));
             }
             // Not in the cache (yet): ask the store.
+            self.get_live(resource, namespace, name).await
+        })
+    }
+
+    fn get_live<'a>(
+        &'a self,
+        resource: &'static Resource,
+        namespace: Option<&'a str>,
+        name: &'a str,
+    ) -> BoxFuture<'a, ApiResult<Option<Value>>> {
+        Box::pin(async move {
+            let key = resource.key(namespace, name);
             match self
                 .store
                 .get(key.as_bytes(), None)
@@ -293,21 +314,20 @@ impl Lookup for Rest {
     ) -> BoxFuture<'a, ApiResult<Vec<Value>>> {
         Box::pin(async move {
             let prefix = resource.list_prefix(namespace);
-            if !fresh {
-                if let Some(snapshot) = self
+            if !fresh
+                && let Some(snapshot) = self
                     .cache
                     .list(&resource.prefix(), &prefix, Freshness::Any)
                     .await?
-                {
-                    // An empty cache may not have seen a new object yet: confirm with the
-                    // store (upstream's live lookup on a miss).
-                    if !snapshot.items.is_empty() {
-                        return Ok(snapshot
-                            .items
-                            .iter()
-                            .map(|i| with_revision(i.object().clone(), i.mod_revision))
-                            .collect());
-                    }
+            {
+                // An empty cache may not have seen a new object yet: confirm with the
+                // store (upstream's live lookup on a miss).
+                if !snapshot.items.is_empty() {
+                    return Ok(snapshot
+                        .items
+                        .iter()
+                        .map(|i| with_revision(i.object().clone(), i.mod_revision))
+                        .collect());
                 }
             }
             self.read_store(prefix).await

@@ -497,20 +497,18 @@ fn se_linux(spec: &Value, allowed: &[&str]) -> Failure {
     if let Some(opts) = spec
         .pointer("/securityContext/seLinuxOptions")
         .filter(|o| o.is_object())
+        && !valid(opts)
     {
-        if !valid(opts) {
-            setters.push("pod".to_string());
-        }
+        setters.push("pod".to_string());
     }
     let mut bad = Vec::new();
     for c in containers(spec) {
         if let Some(opts) = c
             .pointer("/securityContext/seLinuxOptions")
             .filter(|o| o.is_object())
+            && !valid(opts)
         {
-            if !valid(opts) {
-                bad.push(name(c));
-            }
+            bad.push(name(c));
         }
     }
     if !bad.is_empty() {
@@ -608,10 +606,9 @@ fn seccomp_baseline_1_0(meta: &Value, spec: &Value) -> Failure {
         if let Some(v) = annotations
             .and_then(|a| a.get(&key))
             .and_then(Value::as_str)
+            && !valid(v)
         {
-            if !valid(v) {
-                bad.insert(format!("{key}={v:?}"));
-            }
+            bad.insert(format!("{key}={v:?}"));
         }
     };
     check("seccomp.security.alpha.kubernetes.io/pod".to_string());
@@ -1306,12 +1303,11 @@ impl PodSecurity {
         {
             return Ok(());
         }
-        if attrs.operation == Operation::Update {
-            if let Some(old) = attrs.old_object {
-                if !significant_update(pod, old) {
-                    return Ok(());
-                }
-            }
+        if attrs.operation == Operation::Update
+            && let Some(old) = attrs.old_object
+            && !significant_update(pod, old)
+        {
+            return Ok(());
         }
         let meta = pod.get("metadata").cloned().unwrap_or(Value::Null);
         let spec = pod.get("spec").cloned().unwrap_or(Value::Null);
@@ -1390,10 +1386,8 @@ impl PodSecurity {
         let (new, causes) = policy(labels(ns).as_ref());
         let invalid = || ApiError::invalid("", "Namespace", attrs.name, causes.clone());
         match (attrs.operation, attrs.old_object) {
-            (Operation::Create, _) => {
-                if !causes.is_empty() {
-                    return Err(invalid());
-                }
+            (Operation::Create, _) if !causes.is_empty() => {
+                return Err(invalid());
             }
             (Operation::Update, Some(old)) => {
                 let (old_policy, old_causes) = policy(labels(old).as_ref());

@@ -34,10 +34,10 @@ impl Priority {
             // The priority set at creation stays (validation forbids changing it).
             let old = attrs.old_object.and_then(|o| o.get("spec"));
             for field in ["priority", "preemptionPolicy"] {
-                if spec.get(field).is_none() {
-                    if let Some(v) = old.and_then(|o| o.get(field)) {
-                        pod["spec"][field] = v.clone();
-                    }
+                if spec.get(field).is_none()
+                    && let Some(v) = old.and_then(|o| o.get(field))
+                {
+                    pod["spec"][field] = v.clone();
                 }
             }
             return Ok(());
@@ -77,23 +77,23 @@ impl Priority {
         if !name.is_empty() {
             pod["spec"]["priorityClassName"] = json!(name);
         }
-        if let Some(given) = pod["spec"].get("priority").and_then(Value::as_i64) {
-            if given != priority {
-                return Err(attrs.forbidden(
+        if let Some(given) = pod["spec"].get("priority").and_then(Value::as_i64)
+            && given != priority
+        {
+            return Err(attrs.forbidden(
                     Some(pod),
                     &format!("the integer value of priority ({given}) must not be provided in pod spec; priority admission controller computed {priority} from the given PriorityClass name"),
                 ));
-            }
         }
         pod["spec"]["priority"] = json!(priority);
         if let Some(policy) = policy {
-            if let Some(given) = pod["spec"].get("preemptionPolicy").and_then(Value::as_str) {
-                if given != policy {
-                    return Err(attrs.forbidden(
+            if let Some(given) = pod["spec"].get("preemptionPolicy").and_then(Value::as_str)
+                && given != policy
+            {
+                return Err(attrs.forbidden(
                         Some(pod),
                         &format!("the string value of PreemptionPolicy ({given}) must not be provided in pod spec; priority admission controller computed {policy} from the given PriorityClass name"),
                     ));
-                }
             }
             pod["spec"]["preemptionPolicy"] = json!(policy);
         }

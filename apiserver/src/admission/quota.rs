@@ -18,6 +18,8 @@ use crate::status::{ApiError, ApiResult};
 pub struct ResourceQuota;
 
 type List = BTreeMap<String, Quantity>;
+/// Which quota resource names an evaluator counts.
+type Tracks = Box<dyn Fn(&str) -> bool>;
 
 /// How often a quota that changed under us is read again before giving up.
 const RETRIES: usize = 3;
@@ -107,7 +109,7 @@ fn count_name(attrs: &Attributes<'_>) -> String {
 }
 
 /// What the object being created uses, and which quota resource names count it.
-fn usage(attrs: &Attributes<'_>, object: &Value) -> (List, Box<dyn Fn(&str) -> bool>) {
+fn usage(attrs: &Attributes<'_>, object: &Value) -> (List, Tracks) {
     let count = count_name(attrs);
     match (attrs.resource.group, attrs.resource.plural) {
         ("", "pods") => (
@@ -376,12 +378,8 @@ fn charge(attrs: &Attributes<'_>, object: &Value, quotas: &[Value]) -> ApiResult
         if !in_scope {
             continue;
         }
-        if is_pod {
-            if let Some(detail) = pod_constraints(object, &matched) {
-                return Err(
-                    attrs.forbidden(Some(object), &format!("failed quota: {name}: {detail}"))
-                );
-            }
+        if is_pod && let Some(detail) = pod_constraints(object, &matched) {
+            return Err(attrs.forbidden(Some(object), &format!("failed quota: {name}: {detail}")));
         }
         let used = quantity::list(quota.pointer("/status/used"));
         if matched.iter().any(|m| !used.contains_key(m)) {

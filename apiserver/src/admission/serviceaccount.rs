@@ -112,12 +112,12 @@ fn secret_reference_error(sa: &Value, pod: &Value) -> Option<String> {
             .unwrap_or_default()
     };
     for volume in list("volumes") {
-        if let Some(secret) = volume.pointer("/secret/secretName").and_then(Value::as_str) {
-            if !mountable.iter().any(|m| m == secret) {
-                return Some(format!(
-                    "volume with secret.secretName=\"{secret}\" is not allowed because service account {sa_name} does not reference that secret"
-                ));
-            }
+        if let Some(secret) = volume.pointer("/secret/secretName").and_then(Value::as_str)
+            && !mountable.iter().any(|m| m == secret)
+        {
+            return Some(format!(
+                "volume with secret.secretName=\"{secret}\" is not allowed because service account {sa_name} does not reference that secret"
+            ));
         }
     }
     for (field, what) in [
@@ -129,14 +129,13 @@ fn secret_reference_error(sa: &Value, pod: &Value) -> Option<String> {
                 if let Some(secret) = env
                     .pointer("/valueFrom/secretKeyRef/name")
                     .and_then(Value::as_str)
+                    && !mountable.iter().any(|m| m == secret)
                 {
-                    if !mountable.iter().any(|m| m == secret) {
-                        return Some(format!(
-                            "{what} {} with envVar {} referencing secret.secretName=\"{secret}\" is not allowed because service account {sa_name} does not reference that secret",
-                            c.get("name").and_then(Value::as_str).unwrap_or(""),
-                            env.get("name").and_then(Value::as_str).unwrap_or("")
-                        ));
-                    }
+                    return Some(format!(
+                        "{what} {} with envVar {} referencing secret.secretName=\"{secret}\" is not allowed because service account {sa_name} does not reference that secret",
+                        c.get("name").and_then(Value::as_str).unwrap_or(""),
+                        env.get("name").and_then(Value::as_str).unwrap_or("")
+                    ));
                 }
             }
         }
@@ -281,18 +280,17 @@ impl Plugin for ServiceAccount {
                 .pointer("/spec/imagePullSecrets")
                 .and_then(Value::as_array)
                 .is_some_and(|l| !l.is_empty());
-            if !has_pull_secrets {
-                if let Some(list) = sa
+            if !has_pull_secrets
+                && let Some(list) = sa
                     .get("imagePullSecrets")
                     .and_then(Value::as_array)
                     .filter(|l| !l.is_empty())
-                {
-                    let names: Vec<Value> = list
-                        .iter()
-                        .map(|s| json!({"name": s.get("name").cloned().unwrap_or(json!(""))}))
-                        .collect();
-                    pod["spec"]["imagePullSecrets"] = json!(names);
-                }
+            {
+                let names: Vec<Value> = list
+                    .iter()
+                    .map(|s| json!({"name": s.get("name").cloned().unwrap_or(json!(""))}))
+                    .collect();
+                pod["spec"]["imagePullSecrets"] = json!(names);
             }
             Ok(())
         })
@@ -328,10 +326,8 @@ impl Plugin for ServiceAccount {
                 .and_then(|a| a.get(ENFORCE_MOUNTABLE_SECRETS))
                 .and_then(Value::as_str)
                 .is_some_and(|v| matches!(v, "1" | "t" | "T" | "true" | "TRUE" | "True"));
-            if enforce {
-                if let Some(detail) = secret_reference_error(&sa, pod) {
-                    return Err(attrs.forbidden(Some(pod), &detail));
-                }
+            if enforce && let Some(detail) = secret_reference_error(&sa, pod) {
+                return Err(attrs.forbidden(Some(pod), &detail));
             }
             Ok(())
         })

@@ -1,5 +1,6 @@
 //! The request security chain: who a request is from ([`UserInfo`], established by authentication in upstream's order: client certificate, static tokens, service-account tokens, anonymous; then impersonation) and whether it may do what it asks (the Node authorizer, then RBAC).
 
+pub mod join;
 pub mod node;
 pub mod policy;
 pub mod rbac;
@@ -59,15 +60,15 @@ impl UserInfo {
 
     /// Add the groups every authenticated user (and every service account) gets.
     fn with_implied_groups(mut self) -> UserInfo {
-        if let Some(rest) = self.name.strip_prefix("system:serviceaccount:") {
-            if let Some((ns, _)) = rest.split_once(':') {
-                for g in [
-                    "system:serviceaccounts".to_string(),
-                    format!("system:serviceaccounts:{ns}"),
-                ] {
-                    if !self.in_group(&g) {
-                        self.groups.push(g);
-                    }
+        if let Some(rest) = self.name.strip_prefix("system:serviceaccount:")
+            && let Some((ns, _)) = rest.split_once(':')
+        {
+            for g in [
+                "system:serviceaccounts".to_string(),
+                format!("system:serviceaccounts:{ns}"),
+            ] {
+                if !self.in_group(&g) {
+                    self.groups.push(g);
                 }
             }
         }
@@ -245,10 +246,12 @@ pub fn request_attributes(
         if let Some(name) = query
             .get("fieldSelector")
             .and_then(|f| f.strip_prefix("metadata.name="))
+            && !name.contains([',', '/', '%'])
+            && !name.is_empty()
+            && name != "."
+            && name != ".."
         {
-            if !name.contains([',', '/', '%']) && !name.is_empty() && name != "." && name != ".." {
-                attrs.name = name.to_string();
-            }
+            attrs.name = name.to_string();
         }
     }
     if attrs.name.is_empty() && attrs.verb == "delete" {
@@ -290,6 +293,12 @@ pub enum Error {
     Line { path: String, line: usize },
     #[error(transparent)]
     Key(#[from] token::Error),
+    #[error("cannot write the join token {path}")]
+    JoinToken {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Upstream's static token CSV: `token,user,uid,"group1,group2"` per line (`#` comments).
@@ -440,19 +449,30 @@ impl Auth {
         };
         self.authenticate_token(token, &self.audiences, rest)
             .await
-            .map(UserInfo::with_implied_groups)
+            .map(|(user, _)| user)
             .map_err(|_| ApiError::unauthorized())
     }
 
-    /// A bearer token's user, for the API or (TokenReview) for `audiences`.
+    /// A bearer token's user, for the API or (TokenReview) for `audiences`, with the audiences
+    /// it was accepted for.
     pub async fn authenticate_token(
         &self,
         token: &str,
         audiences: &[String],
         rest: &Rest,
-    ) -> Result<UserInfo, String> {
+    ) -> Result<(UserInfo, Vec<String>), String> {
         if let Some(user) = self.static_tokens.get(token) {
-            return Ok(user.clone());
+            // Static tokens carry no audience: they are good for the API's own (upstream's
+            // audience-agnostic authenticators).
+            let accepted: Vec<String> = audiences
+                .iter()
+                .filter(|a| self.audiences.contains(a))
+                .cloned()
+                .collect();
+            if accepted.is_empty() {
+                return Err("token audiences is invalid for the target audiences".into());
+            }
+            return Ok((user.clone().with_implied_groups(), accepted));
         }
         if !token::Signer::issued(token) {
             return Err("invalid bearer token".into());
@@ -515,13 +535,18 @@ impl Auth {
                 vec![format!("JTI={}", claims.id)],
             );
         }
-        Ok(UserInfo {
+        let accepted = audiences
+            .iter()
+            .filter(|a| claims.audiences.contains(a))
+            .cloned()
+            .collect();
+        let user = UserInfo {
             name: claims.subject(),
             uid: claims.service_account_uid.clone(),
             groups: Vec::new(),
             extra,
-        }
-        .with_implied_groups())
+        };
+        Ok((user.with_implied_groups(), accepted))
     }
 
     /// Apply `Impersonate-*` headers: the user the request then acts as, once the requester

@@ -592,6 +592,43 @@ pub fn bootstrap() -> Vec<(&'static str, Value)> {
             ],
         ),
         cluster_role(
+            "system:kubelet-api-admin",
+            vec![
+                r(READ, &[""], &["nodes"]),
+                r(&["proxy"], &[""], &["nodes"]),
+                r(
+                    &["*"],
+                    &[""],
+                    &["nodes/proxy", "nodes/metrics", "nodes/stats", "nodes/log"],
+                ),
+            ],
+        ),
+        cluster_role(
+            "system:node-bootstrapper",
+            vec![r(
+                &["create", "get", "list", "watch"],
+                &["certificates.k8s.io"],
+                &["certificatesigningrequests"],
+            )],
+        ),
+        cluster_role(
+            "system:node-proxier",
+            vec![
+                r(&["list", "watch"], &[""], &["services", "endpoints"]),
+                r(&["get", "list", "watch"], &[""], &["nodes"]),
+                r(
+                    &["create", "patch", "update"],
+                    &["", "events.k8s.io"],
+                    &["events"],
+                ),
+                r(
+                    &["list", "watch"],
+                    &["discovery.k8s.io"],
+                    &["endpointslices"],
+                ),
+            ],
+        ),
+        cluster_role(
             "system:kube-scheduler",
             vec![
                 r(
@@ -734,6 +771,11 @@ pub fn bootstrap() -> Vec<(&'static str, Value)> {
         ),
         binding("system:node", "system:node", &[]),
         binding(
+            "system:node-proxier",
+            "system:node-proxier",
+            &[("User", "system:kube-proxy")],
+        ),
+        binding(
             "system:kube-scheduler",
             "system:kube-scheduler",
             &[("User", "system:kube-scheduler")],
@@ -773,9 +815,46 @@ pub fn keeps_own(stored: &Value) -> bool {
         == Some("false")
 }
 
+/// What a bootstrap object becomes at a start, as upstream's reconciliation leaves it: the
+/// stored role keeps rules (and the binding subjects) it gained, and gets back any bootstrap one
+/// it lost.
+pub fn reconcile(desired: &Value, stored: Option<&Value>) -> Value {
+    let mut merged = desired.clone();
+    let Some(stored) = stored else {
+        return merged;
+    };
+    for field in ["rules", "subjects"] {
+        let (Some(wanted), Some(kept)) = (
+            desired.get(field).and_then(Value::as_array),
+            stored.get(field).and_then(Value::as_array),
+        ) else {
+            continue;
+        };
+        let mut union = kept.clone();
+        for item in wanted {
+            if !union.contains(item) {
+                union.push(item.clone());
+            }
+        }
+        merged[field] = Value::Array(union);
+    }
+    merged
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reconciliation_keeps_additions_and_restores_losses() {
+        let desired = json!({"rules": [{"verbs": ["get"]}, {"verbs": ["list"]}], "subjects": [{"kind": "Group", "name": "a"}]});
+        let stored = json!({"rules": [{"verbs": ["list"]}, {"verbs": ["watch"]}], "subjects": [{"kind": "User", "name": "u"}]});
+        assert_eq!(
+            reconcile(&desired, Some(&stored)),
+            json!({"rules": [{"verbs": ["list"]}, {"verbs": ["watch"]}, {"verbs": ["get"]}], "subjects": [{"kind": "User", "name": "u"}, {"kind": "Group", "name": "a"}]})
+        );
+        assert_eq!(reconcile(&desired, None), desired);
+    }
 
     #[test]
     fn every_binding_names_a_bootstrap_role() {

@@ -45,7 +45,7 @@ impl Rule {
         }
         has(&self.api_groups, &a.api_group)
             && resource_matches(&self.resources, &a.resource, &a.subresource)
-            && (self.resource_names.is_empty() || self.resource_names.iter().any(|n| *n == a.name))
+            && (self.resource_names.is_empty() || self.resource_names.contains(&a.name))
     }
 
     /// JSON form (`rules[]` entries, SelfSubjectRulesReview).
@@ -315,16 +315,16 @@ fn name_ns(o: &Value) -> (String, String) {
 
 impl Index {
     /// Build from every stored RBAC object (`(plural, object)`).
-    pub fn build(objects: &[(String, Value)]) -> Index {
+    pub fn build(objects: &[(&str, &Value)]) -> Index {
         let mut index = Index::default();
         fn select<'a>(
-            objects: &'a [(String, Value)],
+            objects: &'a [(&'a str, &'a Value)],
             plural: &'a str,
         ) -> impl Iterator<Item = &'a Value> + 'a {
             objects
                 .iter()
-                .filter(move |(p, _)| p == plural)
-                .map(|(_, o)| o)
+                .filter(move |(p, _)| *p == plural)
+                .map(|(_, o)| *o)
         }
         let of = |plural: &'static str| select(objects, plural);
         let cluster_roles: Vec<&Value> = of("clusterroles").collect();
@@ -429,10 +429,10 @@ impl Index {
     pub fn grants<'a>(&'a self, user: &UserInfo, namespace: &str) -> Vec<&'a (Grant, String)> {
         let mut out = Vec::new();
         self.cluster.visit(user, &mut out);
-        if !namespace.is_empty() {
-            if let Some(map) = self.namespaced.get(namespace) {
-                map.visit(user, &mut out);
-            }
+        if !namespace.is_empty()
+            && let Some(map) = self.namespaced.get(namespace)
+        {
+            map.visit(user, &mut out);
         }
         out
     }
@@ -560,8 +560,12 @@ async fn feed_once(store: &Store, cache: &Cache) -> Result<(), k1s_store::Error>
         .await?;
     rebuild(store, cache, &objects).await;
     loop {
-        match watcher.next().await? {
-            WatchMessage::Event(event) => {
+        // One rebuild for every event already delivered (a burst of writes).
+        let mut message = Some(watcher.next().await?);
+        let mut changed = false;
+        while let Some(m) = message {
+            if let WatchMessage::Event(event) = m {
+                changed = true;
                 match event.kind {
                     EventKind::Put => {
                         if let Ok(v) = serde_json::from_slice(&event.kv.value) {
@@ -572,9 +576,14 @@ async fn feed_once(store: &Store, cache: &Cache) -> Result<(), k1s_store::Error>
                         objects.remove(&event.kv.key);
                     }
                 }
-                rebuild(store, cache, &objects).await;
             }
-            WatchMessage::Progress(_) => {}
+            message = match futures_util::FutureExt::now_or_never(watcher.next()) {
+                Some(next) => Some(next?),
+                None => None,
+            };
+        }
+        if changed {
+            rebuild(store, cache, &objects).await;
         }
     }
 }
@@ -584,7 +593,7 @@ async fn rebuild(
     cache: &Cache,
     objects: &std::collections::BTreeMap<Bytes, (String, Value)>,
 ) {
-    let all: Vec<(String, Value)> = objects.values().cloned().collect();
+    let all: Vec<(&str, &Value)> = objects.values().map(|(p, v)| (p.as_str(), v)).collect();
     let mut index = Index::build(&all);
     let stale = std::mem::take(&mut index.stale_aggregates);
     cache.set(index);
@@ -678,7 +687,7 @@ mod tests {
     }
 
     fn index() -> Index {
-        let objects = vec![
+        let objects = [
             (
                 "clusterroles".to_string(),
                 json!({"metadata": {"name": "view"}, "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"agg-view": "true"}}]}}),
@@ -708,7 +717,8 @@ mod tests {
                 json!({"metadata": {"name": "devs"}, "roleRef": {"kind": "ClusterRole", "name": "view-apps"}, "subjects": [{"kind": "Group", "name": "devs"}]}),
             ),
         ];
-        Index::build(&objects)
+        let refs: Vec<(&str, &Value)> = objects.iter().map(|(p, v)| (p.as_str(), v)).collect();
+        Index::build(&refs)
     }
 
     #[test]

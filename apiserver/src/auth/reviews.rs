@@ -207,8 +207,8 @@ pub async fn handle(
                 requested
             };
             let status = match auth.authenticate_token(token, &audiences, rest).await {
-                Ok(user) => {
-                    json!({"authenticated": true, "user": user.to_json(), "audiences": audiences})
+                Ok((user, accepted)) => {
+                    json!({"authenticated": true, "user": user.to_json(), "audiences": accepted})
                 }
                 Err(error) => json!({"user": {}, "error": error}),
             };

@@ -262,15 +262,8 @@ impl ResourceQuotaController {
     /// The resource an evaluator reads, at the version discovery prefers (core ones at v1).
     async fn resource_of(&self, evaluator: &Evaluator) -> Option<Resource> {
         let (group, plural) = evaluator.group_resource();
-        if group.is_empty()
-            && matches!(
-                evaluator,
-                Evaluator::Pods
-                    | Evaluator::Services
-                    | Evaluator::PersistentVolumeClaims
-                    | Evaluator::Count { alias: Some(_), .. }
-            )
-        {
+        // The static evaluators' resources are all core/v1.
+        if usage::static_evaluators().contains(evaluator) {
             return Some(Resource::core(plural, true));
         }
         let cache = self.discovery.lock().await;
@@ -353,7 +346,7 @@ impl ResourceQuotaController {
                 }
             }
             let mut items = informer.list_namespace(namespace);
-            items.sort_by(|a, b| key_of(a).cmp(&key_of(b)));
+            items.sort_by_key(|o| key_of(o));
             objects.insert(evaluator.clone(), items);
             evaluators.push(evaluator);
         }
