@@ -38,6 +38,9 @@ async fn run() -> Result<()> {
     let scale = if quick { 10 } else { 1 };
     println!("| workload | result |");
     println!("|---|---|");
+    if std::env::var("K1S_BENCH_ONLY").as_deref() == Ok("chain") {
+        return chain_overhead(scale).await;
+    }
 
     // Start to ready, timed from spawning the process to the first 200 from /readyz (public,
     // so the client needs no credentials; it cannot know the new CA yet either).
@@ -299,6 +302,8 @@ async fn run() -> Result<()> {
         ms(percentile(&lat, 0.99))
     );
 
+    chain_overhead(scale).await?;
+
     let size = std::fs::metadata(k1s_bin())?.len();
     let stripped = tmp.path().join("k1s-stripped");
     let stripped_size = std::process::Command::new("strip")
@@ -316,6 +321,139 @@ async fn run() -> Result<()> {
         size as f64 / (1024.0 * 1024.0)
     );
     Ok(())
+}
+
+/// The security chain's cost: the same authenticated GET (a bearer token for a user RBAC
+/// allows through one of 1,001 RoleBindings) against a server with authorization on and one
+/// with `--disable-authorization`, interleaved so both see the same machine.
+async fn chain_overhead(scale: usize) -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let tokens = tmp.path().join("tokens.csv");
+    std::fs::write(&tokens, "bench-token,bench,uid-bench,\n")?;
+    let tokens = tokens.display().to_string();
+    let on = Server::start(
+        tmp.path().join("on"),
+        &["--ephemeral", "--token-auth-file", &tokens],
+    )?;
+    let off = Server::start(
+        tmp.path().join("off"),
+        &[
+            "--ephemeral",
+            "--token-auth-file",
+            &tokens,
+            "--disable-authorization",
+        ],
+    )?;
+    let mut targets = Vec::new();
+    for server in [&on, &off] {
+        let admin = client_for(server)?;
+        let url = base(server)?;
+        wait_ready(&admin, &url).await?;
+        let status = send(
+            &admin,
+            "POST",
+            &format!("{url}/api/v1/namespaces/default/configmaps"),
+            Some(Bytes::from_static(
+                br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"target"}}"#,
+            )),
+        )
+        .await?;
+        anyhow::ensure!(status == 201, "configmap create answered {status}");
+        for i in 0..=1000 {
+            let user = if i == 1000 {
+                "bench".to_string()
+            } else {
+                format!("u{i}")
+            };
+            let body = format!(
+                r#"{{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"RoleBinding","metadata":{{"name":"rb-{i}"}},"roleRef":{{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"view"}},"subjects":[{{"apiGroup":"rbac.authorization.k8s.io","kind":"User","name":"{user}"}}]}}"#
+            );
+            let status = send(
+                &admin,
+                "POST",
+                &format!("{url}/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings"),
+                Some(Bytes::from(body)),
+            )
+            .await?;
+            anyhow::ensure!(status == 201, "rolebinding create answered {status}");
+        }
+        targets.push((
+            token_client(server)?,
+            format!("{url}/api/v1/namespaces/default/configmaps/target"),
+        ));
+    }
+    // The RBAC index follows its watch: wait until the bench user is allowed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get_with_token(&targets[0].0, &targets[0].1, "bench-token").await? != 200 {
+        anyhow::ensure!(Instant::now() < deadline, "the bench user never got access");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for _ in 0..(40 / scale).max(2) {
+        for (i, (client, url)) in targets.iter().enumerate() {
+            for _ in 0..250 {
+                let t = Instant::now();
+                let status = get_with_token(client, url, "bench-token").await?;
+                let elapsed = t.elapsed();
+                anyhow::ensure!(status == 200, "authenticated GET answered {status}");
+                if i == 0 {
+                    with.push(elapsed)
+                } else {
+                    without.push(elapsed)
+                }
+            }
+        }
+    }
+    with.sort();
+    without.sort();
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    println!(
+        "| authenticated GET, RBAC with 1,001 RoleBindings vs `--disable-authorization` ({} each, interleaved) | p50 {:.0} µs vs {:.0} µs (+{:.0} µs), p99 {:.0} µs vs {:.0} µs (+{:.0} µs) |",
+        with.len(),
+        us(percentile(&with, 0.5)),
+        us(percentile(&without, 0.5)),
+        us(percentile(&with, 0.5)) - us(percentile(&without, 0.5)),
+        us(percentile(&with, 0.99)),
+        us(percentile(&without, 0.99)),
+        us(percentile(&with, 0.99)) - us(percentile(&without, 0.99)),
+    );
+    drop(on);
+    drop(off);
+    Ok(())
+}
+
+/// An HTTP/2 client trusting the cluster CA and presenting no certificate (it authenticates
+/// with a bearer token per request).
+fn token_client(server: &Server) -> Result<HttpsClient> {
+    use rustls_pki_types::pem::PemObject;
+    let ca = std::fs::read(
+        server
+            .kubeconfig()
+            .parent()
+            .context("no data dir")?
+            .join("tls/ca.crt"),
+    )?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&ca) {
+        roots.add(cert?)?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(https_client(config))
+}
+
+async fn get_with_token(client: &HttpsClient, url: &str, token: &str) -> Result<u16> {
+    let req = hyper::Request::get(url)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::new(Bytes::new()))?;
+    let resp = client.request(req).await?;
+    let status = resp.status().as_u16();
+    resp.into_body().collect().await?;
+    Ok(status)
 }
 
 fn rss_mib(pid: u32) -> Result<f64> {
