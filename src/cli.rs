@@ -85,6 +85,13 @@ pub struct ServerArgs {
     /// Static bearer tokens, one `token,user,uid,"group1,group2"` line each (upstream's format).
     #[arg(long)]
     pub token_auth_file: Option<PathBuf>,
+    /// Append an `audit.k8s.io/v1` Event (one JSON line) for every authenticated request to
+    /// this file (created 0600).
+    #[arg(long)]
+    pub audit_log_path: Option<PathBuf>,
+    /// What each audit event records: Metadata, or Request (also the request body).
+    #[arg(long, default_value = "Metadata")]
+    pub audit_log_level: k1s_apiserver::AuditLevel,
     /// Allow every authenticated request (no Node or RBAC authorization); for debugging only.
     #[arg(long)]
     pub disable_authorization: bool,

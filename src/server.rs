@@ -40,6 +40,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             write_kubeconfig: args.write_kubeconfig.clone(),
             event_ttl: args.event_ttl,
             token_auth_file: args.token_auth_file.clone(),
+            audit_log_path: args.audit_log_path.clone(),
+            audit_log_level: args.audit_log_level,
             authorization: !args.disable_authorization,
         },
         store.clone(),

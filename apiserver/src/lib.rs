@@ -4,6 +4,7 @@ pub mod kubeconfig;
 pub mod tls;
 
 mod admission;
+mod audit;
 mod auth;
 mod cache;
 mod cluster;
@@ -44,6 +45,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use audit::Level as AuditLevel;
 pub use status::ApiError;
 
 /// The Kubernetes minor version whose API k1s serves.
@@ -76,6 +78,12 @@ pub enum Error {
     },
     #[error("cannot create the initial object {name}: {message}")]
     Bootstrap { name: String, message: String },
+    #[error("cannot open the audit log {path}")]
+    AuditLog {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot set up authentication")]
     Auth {
         #[source]
@@ -97,6 +105,10 @@ pub struct Config {
     pub event_ttl: std::time::Duration,
     /// Static bearer tokens (`--token-auth-file`, upstream's CSV).
     pub token_auth_file: Option<PathBuf>,
+    /// Write an audit event for every authenticated request here (`--audit-log-path`).
+    pub audit_log_path: Option<PathBuf>,
+    /// How much each audit event records (`--audit-log-level`).
+    pub audit_log_level: AuditLevel,
     /// Enforce authorization (the Node authorizer, then RBAC). Off, every authenticated
     /// request is allowed and anonymous ones reach only the public endpoints.
     pub authorization: bool,
@@ -224,6 +236,18 @@ pub async fn start(config: Config, store: Store, shutdown: CancellationToken) ->
     };
     bootstrap_service(&rest, advertise, local_addr.port()).await?;
 
+    let metrics = Arc::new(metrics::Metrics::new());
+    let audit = match &config.audit_log_path {
+        Some(path) => Some(
+            audit::Auditor::open(path, config.audit_log_level, metrics.clone()).map_err(
+                |source| Error::AuditLog {
+                    path: path.clone(),
+                    source,
+                },
+            )?,
+        ),
+        None => None,
+    };
     let api = Arc::new(serve::Api {
         rest,
         verifier,
@@ -231,7 +255,8 @@ pub async fn start(config: Config, store: Store, shutdown: CancellationToken) ->
         ca_bundle: cluster_tls.ca_cert_pem.clone(),
         server_address: format!("{client_ip}:{}", local_addr.port()),
         git_version: git_version(),
-        metrics: Arc::new(metrics::Metrics::new()),
+        metrics,
+        audit,
     });
     let acceptor = tokio_rustls::TlsAcceptor::from(server_config);
     let task = tokio::spawn(serve::accept_loop(listener, acceptor, api, shutdown));

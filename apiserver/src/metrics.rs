@@ -167,6 +167,10 @@ pub struct Metrics {
     long_running: RwLock<HashMap<RequestLabels, Arc<AtomicI64>>>,
     inflight_read_only: AtomicI64,
     inflight_mutating: AtomicI64,
+    /// Audit events generated, and those the audit log could not take (channel full or a
+    /// failed write).
+    pub audit_events: AtomicU64,
+    pub audit_errors: AtomicU64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -238,9 +242,31 @@ impl Metrics {
     pub async fn render(&self, store: &Store) -> String {
         let mut out = Exposition::default();
         self.render_requests(&mut out);
+        self.render_audit(&mut out);
         render_storage_objects(&mut out, store).await;
         render_process(&mut out, Path::new("/proc"));
         out.finish()
+    }
+
+    fn render_audit(&self, out: &mut Exposition) {
+        out.family(
+            "apiserver_audit_event_total",
+            "Counter of audit events generated and sent to the audit backend.",
+            "counter",
+        );
+        let events = self.audit_events.load(Ordering::Relaxed);
+        out.sample("apiserver_audit_event_total", &[], events as f64);
+        out.family(
+            "apiserver_audit_error_total",
+            "Counter of audit events that failed to be audited properly. Plugin identifies the plugin affected by the error.",
+            "counter",
+        );
+        let errors = self.audit_errors.load(Ordering::Relaxed);
+        out.sample(
+            "apiserver_audit_error_total",
+            &[("plugin", "log")],
+            errors as f64,
+        );
     }
 
     fn render_requests(&self, out: &mut Exposition) {

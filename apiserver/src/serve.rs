@@ -45,6 +45,8 @@ pub struct Api {
     pub server_address: String,
     pub git_version: String,
     pub metrics: Arc<Metrics>,
+    /// The audit log (`--audit-log-path`), if any.
+    pub audit: Option<crate::audit::Auditor>,
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
@@ -153,10 +155,23 @@ fn request_labels(
 }
 
 impl Api {
+    /// Serve one request from `peer`, recording it in the audit log.
     pub async fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,
         cert: ClientCert,
+        peer: std::net::SocketAddr,
+    ) -> Response<Body> {
+        let mut audit = crate::audit::Record::begin(self.audit.as_ref(), &req, peer);
+        let response = self.respond(req, cert, &mut audit).await;
+        audit.finish(response).await
+    }
+
+    async fn respond(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        cert: ClientCert,
+        audit: &mut crate::audit::Record,
     ) -> Response<Body> {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
@@ -192,14 +207,32 @@ impl Api {
         }
         // Authentication, impersonation and authorization come before routing, as upstream's
         // filters do.
-        let user = match self.authenticate(&cert, req.headers()).await {
+        let requester = match self
+            .auth
+            .authenticate(&cert, req.headers(), &self.rest)
+            .await
+        {
             Ok(user) => user,
             Err(e) => return self.finish(&method, &path, started, error_response(&e)),
         };
-        let attrs = auth::request_attributes(&method, &path, &query, &user);
-        if self.auth.authorize
-            && let Decision::Deny(reason) = self.auth.authorize(&attrs, &self.rest).await
+        audit.authenticated(&requester);
+        let user = match self
+            .auth
+            .impersonate(requester, req.headers(), &self.rest)
+            .await
         {
+            Ok(user) => user,
+            Err(e) => return self.finish(&method, &path, started, error_response(&e)),
+        };
+        audit.impersonated(&user);
+        let attrs = auth::request_attributes(&method, &path, &query, &user);
+        let decision = if self.auth.authorize {
+            self.auth.authorize(&attrs, &self.rest).await
+        } else {
+            Decision::Allow(String::new())
+        };
+        audit.decision(&decision);
+        if let Decision::Deny(reason) = decision {
             return self.finish(
                 &method,
                 &path,
@@ -252,6 +285,7 @@ impl Api {
                 );
             }
         };
+        audit.request_body(&body, &content_type);
         let response = match self
             .dispatch(
                 endpoint,
@@ -309,16 +343,6 @@ impl Api {
     ) -> Response<Body> {
         tracing::debug!(%method, path, status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
         response
-    }
-
-    /// The request's user: authenticated, then (with `Impersonate-*` headers) impersonated.
-    async fn authenticate(
-        &self,
-        cert: &ClientCert,
-        headers: &http::HeaderMap,
-    ) -> Result<UserInfo, ApiError> {
-        let user = self.auth.authenticate(cert, headers, &self.rest).await?;
-        self.auth.impersonate(user, headers, &self.rest).await
     }
 
     /// Escalation prevention for RBAC writes: a dry run yields the object the write would
@@ -541,7 +565,7 @@ pub async fn accept_loop(
             };
             let service = hyper::service::service_fn(move |req| {
                 let (api, cert) = (api.clone(), cert.clone());
-                async move { Ok::<_, Infallible>(api.handle(req, cert).await) }
+                async move { Ok::<_, Infallible>(api.handle(req, cert, peer).await) }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);

@@ -32,6 +32,8 @@ async fn api() -> Api {
             write_kubeconfig: None,
             event_ttl: Duration::from_secs(3600),
             token_auth_file: None,
+            audit_log_path: None,
+            audit_log_level: k1s_apiserver::AuditLevel::Metadata,
             authorization: true,
         },
         store,
