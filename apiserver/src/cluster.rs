@@ -165,18 +165,8 @@ fn check(group: &str, kind: &str, object: &Value, causes: Vec<FieldCause>) -> Ap
     }
 }
 
-const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 const QUALIFIED_NAME_MSG: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
 const DNS1035_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
-
-fn is_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
 
 /// Upstream's `IsDNS1123Subdomain` messages.
 fn subdomain_errors(s: &str) -> Vec<String> {
@@ -184,8 +174,8 @@ fn subdomain_errors(s: &str) -> Vec<String> {
     if s.len() > 253 {
         errors.push("must be no more than 253 characters".to_string());
     }
-    if !s.split('.').all(is_label) {
-        errors.push(SUBDOMAIN_MSG.to_string());
+    if !s.split('.').all(crate::object::is_label) {
+        errors.push(crate::object::DNS1123_SUBDOMAIN_MSG.to_string());
     }
     errors
 }
@@ -233,7 +223,7 @@ fn qualified_name_errors(value: &str) -> Vec<String> {
 }
 
 fn is_dns1035_label(s: &str) -> bool {
-    is_label(s) && s.as_bytes()[0].is_ascii_lowercase()
+    crate::object::is_label(s) && s.as_bytes()[0].is_ascii_lowercase()
 }
 
 /// The NAME column of resources upstream prints with its default table convertor, which

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
+pub use crate::patch::Schema;
 use crate::status::{ApiError, ApiResult};
 
 /// The longest manager name upstream accepts.
@@ -208,13 +209,6 @@ impl FieldSet {
     }
 }
 
-/// A place in a group/version's OpenAPI schemas: the type of the value at some path.
-#[derive(Clone, Copy, Debug)]
-pub struct Schema<'a> {
-    definitions: &'a Map<String, Value>,
-    node: &'a Value,
-}
-
 /// How a field's value is tracked.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 enum Shape {
@@ -229,103 +223,46 @@ enum Shape {
     ListSet,
 }
 
-impl<'a> Schema<'a> {
-    pub fn new(definitions: &'a Map<String, Value>, root: &str) -> Option<Schema<'a>> {
-        definitions
-            .get(root)
-            .map(|node| Schema { definitions, node })
-    }
-
-    fn resolved(self) -> &'a Value {
-        let mut node = self.node;
-        for _ in 0..16 {
-            if let Some(first) = node
-                .get("allOf")
+/// How a value of this type is tracked, from its list and map extensions.
+fn shape(schema: Schema<'_>) -> Shape {
+    match schema
+        .extension("x-kubernetes-list-type")
+        .and_then(Value::as_str)
+    {
+        Some("map") => {
+            let keys = schema
+                .extension("x-kubernetes-list-map-keys")
                 .and_then(Value::as_array)
-                .and_then(|a| a.first())
-            {
-                node = first;
-            } else if let Some(target) = node
-                .get("$ref")
-                .and_then(Value::as_str)
-                .and_then(|r| r.rsplit('/').next())
-                .and_then(|name| self.definitions.get(name))
-            {
-                node = target;
-            } else {
-                break;
-            }
+                .map(|k| {
+                    k.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
+            return Shape::ListMap(keys);
         }
-        node
+        Some("set") => return Shape::ListSet,
+        Some(_) => return Shape::Atomic,
+        None => {}
     }
-
-    fn at(self, node: &'a Value) -> Schema<'a> {
-        Schema {
-            definitions: self.definitions,
-            node,
-        }
+    if schema
+        .extension("x-kubernetes-map-type")
+        .and_then(Value::as_str)
+        == Some("atomic")
+    {
+        return Shape::Atomic;
     }
-
-    /// The extension `name` on the field's property schema or on the type it refers to.
-    fn extension(self, name: &str) -> Option<&'a Value> {
-        self.node.get(name).or_else(|| self.resolved().get(name))
+    // Lists without a list type are atomic, as upstream treats them.
+    if schema.resolved().get("type").and_then(Value::as_str) == Some("array") {
+        return Shape::Atomic;
     }
-
-    fn shape(self) -> Shape {
-        match self
-            .extension("x-kubernetes-list-type")
-            .and_then(Value::as_str)
-        {
-            Some("map") => {
-                let keys = self
-                    .extension("x-kubernetes-list-map-keys")
-                    .and_then(Value::as_array)
-                    .map(|k| {
-                        k.iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                return Shape::ListMap(keys);
-            }
-            Some("set") => return Shape::ListSet,
-            Some(_) => return Shape::Atomic,
-            None => {}
-        }
-        if self
-            .extension("x-kubernetes-map-type")
-            .and_then(Value::as_str)
-            == Some("atomic")
-        {
-            return Shape::Atomic;
-        }
-        // Lists without a list type are atomic, as upstream treats them.
-        if self.resolved().get("type").and_then(Value::as_str) == Some("array") {
-            return Shape::Atomic;
-        }
-        Shape::Granular
-    }
-
-    fn field(self, key: &str) -> Option<Schema<'a>> {
-        let node = self.resolved();
-        if let Some(property) = node.get("properties").and_then(|p| p.get(key)) {
-            return Some(self.at(property));
-        }
-        match node.get("additionalProperties") {
-            Some(values) if values.is_object() => Some(self.at(values)),
-            _ => None,
-        }
-    }
-
-    fn items(self) -> Option<Schema<'a>> {
-        self.resolved().get("items").map(|items| self.at(items))
-    }
+    Shape::Granular
 }
 
 fn shape_of(schema: Option<Schema<'_>>, value: &Value) -> Shape {
     match schema {
-        Some(s) => s.shape(),
+        Some(s) => shape(s),
         // Without a schema: objects are granular, lists atomic.
         None if value.is_array() => Shape::Atomic,
         None => Shape::Granular,
@@ -360,7 +297,7 @@ fn set_of(value: &Value, schema: Option<Schema<'_>>) -> FieldSet {
         (Value::Object(map), Shape::Granular) if !map.is_empty() => {
             let mut set = FieldSet::default();
             for (k, v) in map {
-                let child = set_of(v, schema.and_then(|s| s.field(k)));
+                let child = set_of(v, schema.and_then(|s| s.property(k)));
                 set.children.insert(format!("f:{k}"), child);
             }
             set
@@ -730,7 +667,7 @@ fn merge(live: &Value, applied: &Value, schema: Option<Schema<'_>>) -> Value {
             let mut out = l.clone();
             for (k, v) in a {
                 let merged = match l.get(k) {
-                    Some(existing) => merge(existing, v, schema.and_then(|s| s.field(k))),
+                    Some(existing) => merge(existing, v, schema.and_then(|s| s.property(k))),
                     None => v.clone(),
                 };
                 out.insert(k.clone(), merged);

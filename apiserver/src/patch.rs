@@ -56,7 +56,7 @@ impl<'a> Schema<'a> {
     }
 
     /// The node itself, following `allOf` wrappers and `$ref`s.
-    fn resolved(self) -> &'a Value {
+    pub(crate) fn resolved(self) -> &'a Value {
         let mut node = self.node;
         for _ in 0..16 {
             if let Some(first) = node
@@ -77,6 +77,17 @@ impl<'a> Schema<'a> {
             }
         }
         node
+    }
+
+    /// The extension `name` on this node (a field's property schema) or on the type it refers
+    /// to.
+    pub(crate) fn extension(self, name: &str) -> Option<&'a Value> {
+        self.node.get(name).or_else(|| self.resolved().get(name))
+    }
+
+    /// The schema of field `key` of this object (or of a map's values).
+    pub(crate) fn property(self, key: &str) -> Option<Schema<'a>> {
+        self.field(key).0
     }
 
     fn at(self, node: &'a Value) -> Schema<'a> {
@@ -112,7 +123,7 @@ impl<'a> Schema<'a> {
     }
 
     /// The schema of this list's elements.
-    fn items(self) -> Option<Schema<'a>> {
+    pub(crate) fn items(self) -> Option<Schema<'a>> {
         self.resolved().get("items").map(|items| self.at(items))
     }
 }

@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 
+use crate::object::default_field;
 use crate::registry::{AGE, BASE, Column, NAME, Resource};
 use crate::status::{ApiError, ApiResult, FieldCause};
 use crate::strategy::{FieldLabel, Strategy};
@@ -87,12 +88,6 @@ pub fn qos_class(spec: &Value) -> &'static str {
         (false, _) => "BestEffort",
         (true, true) => "Guaranteed",
         (true, false) => "Burstable",
-    }
-}
-
-fn default_field(object: &mut Value, key: &str, value: Value) {
-    if let Some(map) = object.as_object_mut() {
-        map.entry(key.to_string()).or_insert(value);
     }
 }
 

@@ -859,8 +859,7 @@ impl Rest {
 
     /// The resource's type in its OpenAPI document, for field ownership.
     fn managed_schema(&self, r: &Resource) -> Option<managed::Schema<'_>> {
-        let (definitions, root) = self.openapi.schema_of(r)?;
-        managed::Schema::new(definitions, &root)
+        self.openapi.patch_schema(r)
     }
 
     /// PATCH with `application/apply-patch+yaml`: server-side apply of the body's configuration

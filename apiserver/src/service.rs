@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
 use serde_json::{Value, json};
 
-use crate::object::meta_str;
+use crate::object::{default_field, meta_str};
 use crate::registry::{AGE, BASE, Column, NAME, Resource, text};
 use crate::status::{ApiError, ApiResult, FieldCause};
 use crate::strategy::Strategy;
@@ -86,12 +86,6 @@ fn go_strings(items: &[&str]) -> String {
 #[derive(Debug)]
 pub struct Services;
 pub static SERVICES: Services = Services;
-
-fn default_field(object: &mut Value, key: &str, value: Value) {
-    if let Some(map) = object.as_object_mut() {
-        map.entry(key.to_string()).or_insert(value);
-    }
-}
 
 fn default_service(svc: &mut Value) {
     if !svc.get("spec").is_some_and(Value::is_object) {
