@@ -21,6 +21,34 @@ use crate::serve::Body;
 /// Events waiting for the writer; beyond this they are dropped (and counted).
 const BUFFER: usize = 10_000;
 
+/// Audit annotations added while a request is served (upstream's
+/// `admission.Attributes.AddAnnotation`): PodSecurity's audit mode and webhooks add theirs.
+pub type Annotations = Arc<parking_lot::Mutex<Vec<(String, String)>>>;
+
+tokio::task_local! {
+    static ANNOTATIONS: Annotations;
+}
+
+/// Record `key: value` in the audit event of the request being served (the first value of a
+/// key wins, as upstream refuses to overwrite one). Outside a request it does nothing.
+#[allow(dead_code, reason = "PodSecurity audit mode and webhooks call it")]
+pub fn annotate(key: &str, value: impl Into<String>) {
+    let _ = ANNOTATIONS.try_with(|sink| {
+        let mut sink = sink.lock();
+        if !sink.iter().any(|(k, _)| k == key) {
+            sink.push((key.to_string(), value.into()));
+        }
+    });
+}
+
+/// Serve `request` with an annotation sink; returns its response and what was annotated.
+pub async fn collecting<F: std::future::Future>(request: F) -> (F::Output, Vec<(String, String)>) {
+    let sink = Annotations::default();
+    let output = ANNOTATIONS.scope(sink.clone(), request).await;
+    let annotations = std::mem::take(&mut *sink.lock());
+    (output, annotations)
+}
+
 /// How much of each request the log records (upstream's `--audit-log-level` subset).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -334,6 +362,15 @@ impl Record {
             let annotations = &mut p.event.annotations;
             annotations.insert("authorization.k8s.io/decision".into(), decision.into());
             annotations.insert("authorization.k8s.io/reason".into(), reason.as_str().into());
+        }
+    }
+
+    /// Annotations the request's admission added (kept only when the log is on).
+    pub fn annotations(&mut self, annotations: Vec<(String, String)>) {
+        if let Some(p) = &mut self.0 {
+            for (key, value) in annotations {
+                p.event.annotations.insert(key, Value::String(value));
+            }
         }
     }
 

@@ -163,7 +163,9 @@ impl Api {
         peer: std::net::SocketAddr,
     ) -> Response<Body> {
         let mut audit = crate::audit::Record::begin(self.audit.as_ref(), &req, peer);
-        let response = self.respond(req, cert, &mut audit).await;
+        let (response, annotations) =
+            crate::audit::collecting(self.respond(req, cert, &mut audit)).await;
+        audit.annotations(annotations);
         audit.finish(response).await
     }
 
