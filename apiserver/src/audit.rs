@@ -31,7 +31,6 @@ tokio::task_local! {
 
 /// Record `key: value` in the audit event of the request being served (the first value of a
 /// key wins, as upstream refuses to overwrite one). Outside a request it does nothing.
-#[allow(dead_code, reason = "PodSecurity audit mode and webhooks call it")]
 pub fn annotate(key: &str, value: impl Into<String>) {
     let _ = ANNOTATIONS.try_with(|sink| {
         let mut sink = sink.lock();

@@ -1,4 +1,6 @@
-//! Policy and cluster-configuration resources: rbac.authorization.k8s.io/v1, policy/v1, scheduling.k8s.io/v1, storage.k8s.io/v1, certificates.k8s.io/v1, apiregistration.k8s.io/v1, and core/v1 limitranges, resourcequotas, persistentvolumes and persistentvolumeclaims.
+//! Policy and cluster-configuration resources: rbac.authorization.k8s.io/v1, policy/v1, scheduling.k8s.io/v1, storage.k8s.io/v1, certificates.k8s.io/v1, apiregistration.k8s.io/v1, admissionregistration.k8s.io/v1 (in `admissionregistration`), and core/v1 limitranges, resourcequotas, persistentvolumes and persistentvolumeclaims.
+
+pub mod admissionregistration;
 
 use base64::Engine;
 use k8s_openapi::api::certificates::v1 as certificates;

@@ -251,6 +251,7 @@ fn builtin() -> &'static [&'static Resource] {
             crate::events::RESOURCES,
             crate::workloads::RESOURCES,
             crate::cluster::RESOURCES,
+            crate::cluster::admissionregistration::RESOURCES,
             crate::crd::RESOURCES,
             crate::auth::reviews::RESOURCES,
         ]

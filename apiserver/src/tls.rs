@@ -675,7 +675,7 @@ fn write_synced(path: &Path, contents: &[u8]) -> io::Result<()> {
 // TLS
 
 /// The ring provider, chosen explicitly so nothing depends on a process-wide default provider.
-fn ring_provider() -> CryptoProvider {
+pub(crate) fn ring_provider() -> CryptoProvider {
     rustls::crypto::ring::default_provider()
 }
 

@@ -219,7 +219,7 @@ fn selector_convertible(selector: &Value) -> bool {
 }
 
 /// Whether a selector selects nothing in particular (`labels.Everything()`).
-fn selector_empty(selector: &Value) -> bool {
+pub(crate) fn selector_empty(selector: &Value) -> bool {
     let count = |f: &str| match selector.get(f) {
         Some(Value::Object(m)) => m.len(),
         Some(Value::Array(a)) => a.len(),
@@ -229,7 +229,10 @@ fn selector_empty(selector: &Value) -> bool {
 }
 
 /// Whether `labels` satisfy a `metav1.LabelSelector`; a missing selector matches nothing.
-fn selector_matches(selector: Option<&Value>, labels: Option<&Map<String, Value>>) -> bool {
+pub(crate) fn selector_matches(
+    selector: Option<&Value>,
+    labels: Option<&Map<String, Value>>,
+) -> bool {
     let Some(selector) = selector.filter(|s| s.is_object()) else {
         return false;
     };
@@ -264,7 +267,7 @@ fn selector_matches(selector: Option<&Value>, labels: Option<&Map<String, Value>
 }
 
 /// `ValidateLabelSelector`: each requirement's operator and values.
-fn selector_requirement_causes(path: &str, selector: &Value) -> Vec<FieldCause> {
+pub(crate) fn selector_requirement_causes(path: &str, selector: &Value) -> Vec<FieldCause> {
     let mut causes = Vec::new();
     for (i, e) in selector
         .get("matchExpressions")

@@ -1,4 +1,4 @@
-//! The admission chain: upstream's built-in plugins in upstream order, mutating then validating, run on every create, update, patch, apply and delete before the store write.
+//! The admission chain: upstream's built-in plugins and the admission webhooks in upstream order, mutating then validating, run on every create, update, patch, apply and delete before the store write.
 //!
 //! `rest.rs` calls [`Chain::write`] once the resource strategy has defaulted and validated an
 //! object: the mutating plugins run, the strategy runs again if they changed anything (its
@@ -21,6 +21,7 @@ mod quantity;
 mod quota;
 mod serviceaccount;
 mod tolerations;
+pub(crate) mod webhook;
 
 use std::sync::LazyLock;
 
@@ -121,6 +122,13 @@ pub trait Lookup: Send + Sync {
         fresh: bool,
     ) -> BoxFuture<'a, ApiResult<Vec<Value>>>;
 
+    /// The objects of a cluster-scoped resource as the cache holds them, without confirming an
+    /// empty answer against the store (webhook configurations, read on every request, as
+    /// upstream reads its informer).
+    fn cached<'a>(&'a self, resource: &'static Resource) -> BoxFuture<'a, ApiResult<Vec<Value>>> {
+        self.list(resource, None, false)
+    }
+
     /// Write `object` if it is still at its resourceVersion: false when it changed meanwhile.
     fn replace<'a>(
         &'a self,
@@ -170,6 +178,8 @@ pub static CHAIN: LazyLock<Chain> = LazyLock::new(|| Chain {
         Box::new(priority::Priority),
         Box::new(tolerations::DefaultTolerationSeconds),
         Box::new(certificates::CertificateSubjectRestriction),
+        Box::new(webhook::MutatingAdmissionWebhook),
+        Box::new(webhook::ValidatingAdmissionWebhook),
         Box::new(quota::ResourceQuota),
     ],
 });
@@ -331,6 +341,24 @@ impl Lookup for Rest {
                 }
             }
             self.read_store(prefix).await
+        })
+    }
+
+    fn cached<'a>(&'a self, resource: &'static Resource) -> BoxFuture<'a, ApiResult<Vec<Value>>> {
+        Box::pin(async move {
+            let prefix = resource.list_prefix(None);
+            match self
+                .cache
+                .list(&resource.prefix(), &prefix, Freshness::Any)
+                .await?
+            {
+                Some(snapshot) => Ok(snapshot
+                    .items
+                    .iter()
+                    .map(|i| with_revision(i.object().clone(), i.mod_revision))
+                    .collect()),
+                None => self.read_store(prefix).await,
+            }
         })
     }
 
