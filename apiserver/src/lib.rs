@@ -169,15 +169,17 @@ pub async fn start(config: Config, store: Store, shutdown: CancellationToken) ->
     let server_config = tls::server_config(&cluster_tls).map_err(tls_err)?;
     let verifier = tls::ClientVerifier::new(&cluster_tls).map_err(tls_err)?;
 
-    let rest = rest::Rest {
+    let mut rest = rest::Rest {
         cache: cache::WatchCache::new(store.clone()),
         store,
         openapi: openapi::OpenApi::build(),
         event_ttl: config.event_ttl,
+        authorizer: None,
     };
     bootstrap(&rest).await?;
     bootstrap_policy(&rest).await?;
     let rbac = auth::rbac::Cache::start(rest.store.clone()).await;
+    rest.authorizer = config.authorization.then(|| rbac.clone());
     let auth = auth::Auth::new(
         &tls_dir,
         config.token_auth_file.as_deref(),

@@ -51,6 +51,9 @@ pub struct Rest {
     /// How long objects of expiring resources (events) live after their last write.
     pub event_ttl: Duration,
     pub cache: WatchCache,
+    /// The RBAC index admission plugins authorize with on a request's behalf (the Node
+    /// authorizer reads `cache`); `None` when authorization is off and everything is allowed.
+    pub authorizer: Option<crate::auth::rbac::Cache>,
 }
 
 /// What to do with fields the schema does not know (`fieldValidation`).

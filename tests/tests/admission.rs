@@ -502,53 +502,214 @@ fn resource_quota_charges_creates_and_refuses_over_quota() {
     );
 }
 
+/// A base64 PEM certificate request for `subject` (openssl, a new EC key in `dir`).
+fn certificate_request(dir: &std::path::Path, subject: &str) -> String {
+    use base64::Engine;
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+        ])
+        .arg(dir.join("key.pem"))
+        .args(["-subj", subject])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    base64::engine::general_purpose::STANDARD.encode(out.stdout)
+}
+
+/// A CertificateSigningRequest manifest for `signer`, written to `dir`.
+fn csr_manifest(dir: &std::path::Path, name: &str, signer: &str, request: &str) -> String {
+    write(
+        dir,
+        &format!("{name}.yaml"),
+        &format!(
+            "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata:\n  name: {name}\nspec:\n  signerName: {signer}\n  usages: [client auth]\n  request: {request}\n"
+        ),
+    )
+}
+
 #[test]
 fn certificate_requests_may_not_ask_the_client_signer_for_system_masters() {
-    use base64::Engine;
     let (tmp, s) = server();
-    let csr = |subject: &str| -> String {
-        let out = std::process::Command::new("openssl")
-            .args([
-                "req",
-                "-new",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-            ])
-            .arg(tmp.path().join("key.pem"))
-            .args(["-subj", subject])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        base64::engine::general_purpose::STANDARD.encode(out.stdout)
-    };
-    let manifest = |name: &str, request: &str| {
-        write(
-            tmp.path(),
-            &format!("{name}.yaml"),
-            &format!(
-                "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata:\n  name: {name}\nspec:\n  signerName: kubernetes.io/kube-apiserver-client\n  usages: [client auth]\n  request: {request}\n"
-            ),
-        )
-    };
+    let client = "kubernetes.io/kube-apiserver-client";
+    let root = certificate_request(tmp.path(), "/CN=mallory/O=system:masters");
     let err = s
         .kubectl_err(&[
             "apply",
             "-f",
-            &manifest("root", &csr("/CN=mallory/O=system:masters")),
+            &csr_manifest(tmp.path(), "root", client, &root),
         ])
         .unwrap();
     assert!(
         err.contains("certificatesigningrequests.certificates.k8s.io \"root\" is forbidden: use of kubernetes.io/kube-apiserver-client signer with system:masters group is not allowed"),
         "{err}"
     );
-    s.kubectl_ok(&["apply", "-f", &manifest("dev", &csr("/CN=alice/O=dev"))])
+    let dev = certificate_request(tmp.path(), "/CN=alice/O=dev");
+    s.kubectl_ok(&[
+        "apply",
+        "-f",
+        &csr_manifest(tmp.path(), "dev", client, &dev),
+    ])
+    .unwrap();
+}
+
+/// Run `args` until it succeeds (RBAC changes reach the authorizer through a watch).
+fn eventually_ok(s: &Server, args: &[&str]) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        match s.kubectl_ok(args) {
+            Ok(out) => return out,
+            Err(e) if std::time::Instant::now() > deadline => panic!("{e}"),
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
+        }
+    }
+}
+
+#[test]
+fn approving_and_signing_certificate_requests_need_their_signer() {
+    let (tmp, s) = server();
+    for name in ["x", "other"] {
+        let request = certificate_request(tmp.path(), &format!("/CN={name}"));
+        s.kubectl_ok(&[
+            "apply",
+            "-f",
+            &csr_manifest(tmp.path(), name, "example.com/foo", &request),
+        ])
         .unwrap();
+    }
+    // bob may read requests and write their approval and status, but holds no signer.
+    let handler = write(
+        tmp.path(),
+        "handler.yaml",
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: csr-handler\nrules:\n- apiGroups: [certificates.k8s.io]\n  resources: [certificatesigningrequests]\n  verbs: [get, list, watch]\n- apiGroups: [certificates.k8s.io]\n  resources: [certificatesigningrequests/approval, certificatesigningrequests/status]\n  verbs: [update]\n",
+    );
+    s.kubectl_ok(&["apply", "-f", &handler]).unwrap();
+    s.kubectl_ok(&[
+        "create",
+        "clusterrolebinding",
+        "bob-csr-handler",
+        "--clusterrole=csr-handler",
+        "--user=bob",
+    ])
+    .unwrap();
+    let want = "certificatesigningrequests.certificates.k8s.io \"x\" is forbidden: user not permitted to approve requests with signerName \"example.com/foo\"";
+    // Until bob's binding arrives the request filter refuses instead; then admission does.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let err = s
+            .kubectl_err(&["certificate", "approve", "x", "--as", "bob"])
+            .unwrap();
+        if err.contains(want) {
+            break;
+        }
+        assert!(
+            err.contains("cannot") && std::time::Instant::now() < deadline,
+            "{err}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    // `approve` on every example.com signer.
+    let approver = write(
+        tmp.path(),
+        "approver.yaml",
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: example-approver\nrules:\n- apiGroups: [certificates.k8s.io]\n  resources: [signers]\n  resourceNames: [example.com/*]\n  verbs: [approve]\n",
+    );
+    s.kubectl_ok(&["apply", "-f", &approver]).unwrap();
+    s.kubectl_ok(&[
+        "create",
+        "clusterrolebinding",
+        "bob-example-approver",
+        "--clusterrole=example-approver",
+        "--user=bob",
+    ])
+    .unwrap();
+    eventually_ok(&s, &["certificate", "approve", "x", "--as", "bob"]);
+    let condition = |name: &str| {
+        s.kubectl_ok(&[
+            "get",
+            "csr",
+            name,
+            "-o",
+            "jsonpath={.status.conditions[0].type}",
+        ])
+        .unwrap()
+    };
+    assert_eq!(condition("x"), "Approved");
+    // The cluster admin (system:masters) holds every signer.
+    s.kubectl_ok(&["certificate", "approve", "other"]).unwrap();
+    assert_eq!(condition("other"), "Approved");
+
+    // Issuing the certificate through `status` needs `sign`.
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=x",
+            "-keyout",
+        ])
+        .arg(tmp.path().join("cert-key.pem"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let certificate = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(out.stdout)
+    };
+    let mut csr: serde_json::Value =
+        serde_json::from_str(&s.kubectl_ok(&["get", "csr", "x", "-o", "json"]).unwrap()).unwrap();
+    csr["status"]["certificate"] = certificate.clone().into();
+    let issued = write(tmp.path(), "issued.json", &csr.to_string());
+    let status = [
+        "replace",
+        "--raw",
+        "/apis/certificates.k8s.io/v1/certificatesigningrequests/x/status",
+        "-f",
+        &issued,
+        "--as",
+        "bob",
+    ];
+    let err = s.kubectl_err(&status).unwrap();
+    assert!(
+        err.contains("certificatesigningrequests.certificates.k8s.io \"x\" is forbidden: user not permitted to sign requests with signerName \"example.com/foo\""),
+        "{err}"
+    );
+    let signer = write(
+        tmp.path(),
+        "signer.yaml",
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: example-signer\nrules:\n- apiGroups: [certificates.k8s.io]\n  resources: [signers]\n  resourceNames: [example.com/foo]\n  verbs: [sign]\n",
+    );
+    s.kubectl_ok(&["apply", "-f", &signer]).unwrap();
+    s.kubectl_ok(&[
+        "create",
+        "clusterrolebinding",
+        "bob-example-signer",
+        "--clusterrole=example-signer",
+        "--user=bob",
+    ])
+    .unwrap();
+    eventually_ok(&s, &status);
+    let issued = s
+        .kubectl_ok(&["get", "csr", "x", "-o", "jsonpath={.status.certificate}"])
+        .unwrap();
+    assert_eq!(issued, certificate);
 }

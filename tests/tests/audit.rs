@@ -149,6 +149,51 @@ fn request_level_records_the_body() {
     assert_eq!(create["requestObject"]["data"]["k"], "v");
 }
 
+#[test]
+fn pod_security_audit_mode_annotates_violating_pods() {
+    let (_tmp, s, path) = server("Metadata");
+    s.kubectl_ok(&["create", "namespace", "team"]).unwrap();
+    s.kubectl_ok(&[
+        "label",
+        "namespace",
+        "team",
+        "pod-security.kubernetes.io/audit=restricted",
+    ])
+    .unwrap();
+    // Its default service account (the controller may have made it first).
+    let _ = s
+        .kubectl()
+        .args(["create", "serviceaccount", "default", "-n", "team"])
+        .output();
+    // Audit mode neither refuses nor warns.
+    let out = s
+        .kubectl()
+        .args(["run", "web", "--image=nginx", "-n", "team"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+
+    let create = find(&path, "the pod create", |e| {
+        e["verb"] == "create"
+            && e["objectRef"]["resource"] == "pods"
+            && e["objectRef"]["name"] == "web"
+    });
+    assert_eq!(create["responseStatus"]["code"], 201);
+    assert_eq!(
+        create["annotations"]["pod-security.kubernetes.io/audit-violations"],
+        "would violate PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false (container \"web\" must set securityContext.allowPrivilegeEscalation=false), unrestricted capabilities (container \"web\" must set securityContext.capabilities.drop=[\"ALL\"]), runAsNonRoot != true (pod or container \"web\" must set securityContext.runAsNonRoot=true), seccompProfile (pod or container \"web\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")"
+    );
+    assert_eq!(
+        create["annotations"]["pod-security.kubernetes.io/enforce-policy"],
+        "privileged:latest"
+    );
+    assert!(
+        s.kubectl_ok(&["get", "pod", "web", "-n", "team"]).is_ok(),
+        "the pod was created"
+    );
+}
+
 fn uuid_like(s: &str) -> bool {
     s.len() == 36 && s.chars().filter(|&c| c == '-').count() == 4
 }

@@ -135,6 +135,13 @@ pub trait Lookup: Send + Sync {
         resource: &'static Resource,
         object: &'a Value,
     ) -> BoxFuture<'a, ApiResult<bool>>;
+
+    /// Whether the server's authorizers allow `attrs` (what upstream's plugins that want an
+    /// authorizer ask on a request's behalf, such as `approve` on a CSR's signer). By default
+    /// everything is, as with authorization off (unit tests' lookups that never deny).
+    fn authorized<'a>(&'a self, _attrs: &'a crate::auth::Attributes) -> BoxFuture<'a, bool> {
+        Box::pin(std::future::ready(true))
+    }
 }
 
 /// One admission plugin. Both phases default to doing nothing.
@@ -177,6 +184,8 @@ pub static CHAIN: LazyLock<Chain> = LazyLock::new(|| Chain {
         Box::new(podsecurity::PodSecurity),
         Box::new(priority::Priority),
         Box::new(tolerations::DefaultTolerationSeconds),
+        Box::new(certificates::CertificateApproval),
+        Box::new(certificates::CertificateSigning),
         Box::new(certificates::CertificateSubjectRestriction),
         Box::new(webhook::MutatingAdmissionWebhook),
         Box::new(webhook::ValidatingAdmissionWebhook),
@@ -390,6 +399,18 @@ impl Lookup for Rest {
             }
         })
     }
+
+    fn authorized<'a>(&'a self, attrs: &'a crate::auth::Attributes) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            match &self.authorizer {
+                None => true,
+                Some(rbac) => matches!(
+                    crate::auth::authorize(attrs, rbac, &self.cache).await,
+                    crate::auth::Decision::Allow(_)
+                ),
+            }
+        })
+    }
 }
 
 #[cfg(test)]
@@ -403,12 +424,15 @@ pub(crate) mod testing {
     pub struct Fake {
         /// (resource plural, object)
         pub objects: Mutex<Vec<(&'static str, Value)>>,
+        /// The authorizer's decision; `None` allows everything (authorization off).
+        pub authorizer: Option<fn(&crate::auth::Attributes) -> bool>,
     }
 
     impl Fake {
         pub fn with(objects: Vec<(&'static str, Value)>) -> Fake {
             Fake {
                 objects: Mutex::new(objects),
+                authorizer: None,
             }
         }
 
@@ -483,6 +507,11 @@ pub(crate) mod testing {
                 _ => false,
             };
             Box::pin(std::future::ready(Ok(ok)))
+        }
+
+        fn authorized<'a>(&'a self, attrs: &'a crate::auth::Attributes) -> BoxFuture<'a, bool> {
+            let allowed = self.authorizer.is_none_or(|decide| decide(attrs));
+            Box::pin(std::future::ready(allowed))
         }
     }
 

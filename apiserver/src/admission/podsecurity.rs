@@ -1,7 +1,9 @@
 //! PodSecurity: the Pod Security Standards (privileged, baseline, restricted), chosen per namespace by its `pod-security.kubernetes.io/enforce|audit|warn[-version]` labels, with upstream's versioned checks and messages.
 //!
-//! Enforce rejects pods; warn answers `Warning:` headers for pods and for workloads with pod
-//! templates. Audit results have no audit log to go to yet and are not evaluated.
+//! Enforce rejects pods; warn answers `Warning:` headers and audit annotates the request's audit
+//! event (`pod-security.kubernetes.io/audit-violations`), for pods and for workloads with pod
+//! templates. A pod's event also names the enforced policy (`.../enforce-policy`). There is no
+//! exemption configuration, so no request is exempt (`.../exempt`).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -14,6 +16,10 @@ use crate::object::meta_str;
 use crate::status::{ApiError, ApiResult, FieldCause};
 
 const LABEL_PREFIX: &str = "pod-security.kubernetes.io/";
+/// Audit annotations (upstream's `AuditAnnotationPrefix` and keys).
+const ENFORCE_POLICY: &str = "pod-security.kubernetes.io/enforce-policy";
+const AUDIT_VIOLATIONS: &str = "pod-security.kubernetes.io/audit-violations";
+const POLICY_ERROR: &str = "pod-security.kubernetes.io/error";
 /// Pods a namespace's new enforce level is checked against, at most.
 const MAX_PODS_TO_CHECK: usize = 3000;
 
@@ -1201,6 +1207,66 @@ pub fn forbidden_detail(failures: &[(String, String)]) -> String {
 
 pub struct PodSecurity;
 
+/// Upstream's `EvaluatePod` for a pod (`enforce`) or a workload's pod template: the request's
+/// audit annotations (the namespace's invalid labels, the enforced policy, audit violations),
+/// a warning unless the pod is rejected, and the enforce level's failures that reject it.
+fn evaluate_pod(
+    policy: Policy,
+    causes: &[FieldCause],
+    meta: &Value,
+    spec: &Value,
+    enforce: bool,
+    warnings: &mut Vec<String>,
+) -> Vec<(String, String)> {
+    if !causes.is_empty() {
+        crate::audit::annotate(
+            POLICY_ERROR,
+            format!("Failed to parse policy: {}", aggregate(causes)),
+        );
+    }
+    let violation = |lv: LevelVersion, failed: &[(String, String)]| {
+        format!(
+            "would violate PodSecurity \"{lv}\": {}",
+            forbidden_detail(failed)
+        )
+    };
+    let mut enforced = Vec::new();
+    if enforce {
+        crate::audit::annotate(ENFORCE_POLICY, policy.enforce.to_string());
+        enforced = evaluate(policy.enforce, meta, spec);
+    }
+    let audited = match enforce && policy.audit == policy.enforce {
+        true => enforced.clone(),
+        false => evaluate(policy.audit, meta, spec),
+    };
+    if !audited.is_empty() {
+        crate::audit::annotate(AUDIT_VIOLATIONS, violation(policy.audit, &audited));
+    }
+    // No warning on a request that is refused anyway.
+    if enforced.is_empty() {
+        let failed = evaluate(policy.warn, meta, spec);
+        if !failed.is_empty() {
+            warnings.push(violation(policy.warn, &failed));
+        }
+    }
+    enforced
+}
+
+/// Go's aggregate of field errors: one message, or `[a, b]` with duplicates dropped.
+fn aggregate(causes: &[FieldCause]) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    for c in causes {
+        let message = format!("{}: {}", c.field, c.message);
+        if !seen.contains(&message) {
+            seen.push(message);
+        }
+    }
+    match seen.len() {
+        1 => seen.remove(0),
+        _ => format!("[{}]", seen.join(", ")),
+    }
+}
+
 /// Pod subresources PodSecurity ignores (any other, such as ephemeralcontainers, is checked).
 const IGNORED_POD_SUBRESOURCES: &[&str] = &[
     "exec",
@@ -1270,15 +1336,16 @@ impl PodSecurity {
         &self,
         attrs: &Attributes<'_>,
         cluster: &dyn Lookup,
-    ) -> ApiResult<(Policy, bool)> {
+    ) -> ApiResult<(Policy, Vec<FieldCause>)> {
         let ns = cluster
             .get(crate::registry::namespaces(), None, attrs.namespace)
             .await?
             .ok_or_else(|| {
                 ApiError::internal(format!("failed to lookup namespace {:?}", attrs.namespace))
             })?;
-        let (policy, causes) = policy(ns.pointer("/metadata/labels").and_then(Value::as_object));
-        Ok((policy, causes.is_empty()))
+        Ok(policy(
+            ns.pointer("/metadata/labels").and_then(Value::as_object),
+        ))
     }
 
     async fn pod(
@@ -1294,13 +1361,18 @@ impl PodSecurity {
         {
             return Ok(());
         }
-        let (policy, valid) = self.namespace_policy(attrs, cluster).await?;
+        let (policy, causes) = self.namespace_policy(attrs, cluster).await?;
         let privileged = |lv: LevelVersion| lv.level == Level::Privileged;
-        if valid
+        if causes.is_empty()
             && privileged(policy.enforce)
             && privileged(policy.warn)
             && privileged(policy.audit)
         {
+            let any_version = LevelVersion {
+                level: Level::Privileged,
+                minor: None,
+            };
+            crate::audit::annotate(ENFORCE_POLICY, any_version.to_string());
             return Ok(());
         }
         if attrs.operation == Operation::Update
@@ -1311,7 +1383,7 @@ impl PodSecurity {
         }
         let meta = pod.get("metadata").cloned().unwrap_or(Value::Null);
         let spec = pod.get("spec").cloned().unwrap_or(Value::Null);
-        let enforced = evaluate(policy.enforce, &meta, &spec);
+        let enforced = evaluate_pod(policy, &causes, &meta, &spec, true, warnings);
         if !enforced.is_empty() {
             return Err(ApiError::forbidden(
                 attrs.resource.group,
@@ -1325,19 +1397,7 @@ impl PodSecurity {
                 None,
             ));
         }
-        self.warn(policy, &meta, &spec, warnings);
         Ok(())
-    }
-
-    fn warn(&self, policy: Policy, meta: &Value, spec: &Value, warnings: &mut Vec<String>) {
-        let failed = evaluate(policy.warn, meta, spec);
-        if !failed.is_empty() {
-            warnings.push(format!(
-                "would violate PodSecurity \"{}\": {}",
-                policy.warn,
-                forbidden_detail(&failed)
-            ));
-        }
     }
 
     async fn workload(
@@ -1354,15 +1414,21 @@ impl PodSecurity {
             return Ok(());
         }
         // A workload is never rejected: a missing namespace only loses the warning.
-        let Ok((policy, _)) = self.namespace_policy(attrs, cluster).await else {
+        let Ok((policy, causes)) = self.namespace_policy(attrs, cluster).await else {
             return Ok(());
         };
+        if causes.is_empty()
+            && policy.warn.level == Level::Privileged
+            && policy.audit.level == Level::Privileged
+        {
+            return Ok(());
+        }
         let Some(template) = object.pointer(path) else {
             return Ok(());
         };
         let meta = template.get("metadata").cloned().unwrap_or(Value::Null);
         let spec = template.get("spec").cloned().unwrap_or(Value::Null);
-        self.warn(policy, &meta, &spec, warnings);
+        evaluate_pod(policy, &causes, &meta, &spec, false, warnings);
         Ok(())
     }
 
@@ -1746,6 +1812,145 @@ mod tests {
             warnings,
             ["would violate PodSecurity \"baseline:latest\": host namespaces (hostNetwork=true)"]
         );
+    }
+
+    /// Validate `object` as the chain would inside a request: its result (the warnings) and
+    /// the audit annotations it made.
+    fn audited(
+        attrs: &Attributes<'_>,
+        object: &Value,
+        cluster: &Fake,
+    ) -> (ApiResult<Vec<String>>, Vec<(String, String)>) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        rt.block_on(crate::audit::collecting(async {
+            let mut warnings = Vec::new();
+            PodSecurity
+                .validate(attrs, Some(object), cluster, &mut warnings)
+                .await
+                .map(|()| warnings)
+        }))
+    }
+
+    fn annotations(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn audit_mode_annotates_the_audit_event_and_allows() {
+        let user = admin();
+        let attrs = create("", "pods", "ns", "p", &user);
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "x", "image": "nginx"}]}});
+        let restricted = detail(Level::Restricted, pod["spec"].clone());
+
+        let (result, got) = audited(
+            &attrs,
+            &pod,
+            &cluster(json!({"pod-security.kubernetes.io/audit": "restricted"})),
+        );
+        assert!(result.unwrap().is_empty(), "audit does not warn");
+        assert_eq!(
+            got,
+            annotations(&[
+                (ENFORCE_POLICY, "privileged:latest"),
+                (
+                    AUDIT_VIOLATIONS,
+                    &format!("would violate PodSecurity \"restricted:latest\": {restricted}")
+                ),
+            ])
+        );
+
+        // A version label is honoured; a passing pod has nothing to report.
+        let (_, got) = audited(
+            &attrs,
+            &pod,
+            &cluster(
+                json!({"pod-security.kubernetes.io/audit": "baseline", "pod-security.kubernetes.io/audit-version": "v1.30", "pod-security.kubernetes.io/enforce-version": "v1.29"}),
+            ),
+        );
+        assert_eq!(got, annotations(&[(ENFORCE_POLICY, "privileged:v1.29")]));
+
+        // A fully privileged namespace: the enforced policy, at the latest version whatever
+        // the labels say.
+        let (_, got) = audited(
+            &attrs,
+            &pod,
+            &cluster(json!({"pod-security.kubernetes.io/enforce-version": "v1.29"})),
+        );
+        assert_eq!(got, annotations(&[(ENFORCE_POLICY, "privileged:latest")]));
+    }
+
+    #[test]
+    fn a_rejected_pod_is_still_audited() {
+        let user = admin();
+        let attrs = create("", "pods", "ns", "p", &user);
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"hostNetwork": true, "containers": [{"name": "x", "image": "nginx"}]}});
+        let (result, got) = audited(
+            &attrs,
+            &pod,
+            &cluster(
+                json!({"pod-security.kubernetes.io/enforce": "baseline", "pod-security.kubernetes.io/audit": "baseline"}),
+            ),
+        );
+        assert!(result.is_err());
+        assert_eq!(
+            got,
+            annotations(&[
+                (ENFORCE_POLICY, "baseline:latest"),
+                (
+                    AUDIT_VIOLATIONS,
+                    "would violate PodSecurity \"baseline:latest\": host namespaces (hostNetwork=true)"
+                ),
+            ])
+        );
+    }
+
+    #[test]
+    fn invalid_labels_and_workloads_are_audited() {
+        let user = admin();
+        let attrs = create("", "pods", "ns", "p", &user);
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "x", "image": "nginx"}]}});
+        let (result, got) = audited(
+            &attrs,
+            &pod,
+            &cluster(
+                json!({"pod-security.kubernetes.io/audit": "bogus", "pod-security.kubernetes.io/warn-version": "v2"}),
+            ),
+        );
+        result.unwrap();
+        assert_eq!(
+            got,
+            annotations(&[
+                (
+                    POLICY_ERROR,
+                    "Failed to parse policy: [metadata.labels[pod-security.kubernetes.io/audit]: Invalid value: \"bogus\": must be one of privileged, baseline, restricted, metadata.labels[pod-security.kubernetes.io/warn-version]: Invalid value: \"v2\": must be \"latest\" or \"v1.x\"]"
+                ),
+                (ENFORCE_POLICY, "privileged:latest"),
+            ])
+        );
+
+        // A workload's template is audited, with no enforced policy to name.
+        let attrs = create("apps", "deployments", "ns", "d", &user);
+        let deployment = json!({"metadata": {"name": "d"}, "spec": {"template": {"spec": {"hostPID": true, "containers": []}}}});
+        let (result, got) = audited(
+            &attrs,
+            &deployment,
+            &cluster(json!({"pod-security.kubernetes.io/audit": "baseline"})),
+        );
+        assert!(result.unwrap().is_empty());
+        assert_eq!(
+            got,
+            annotations(&[(
+                AUDIT_VIOLATIONS,
+                "would violate PodSecurity \"baseline:latest\": host namespaces (hostPID=true)"
+            )])
+        );
+        let (_, got) = audited(&attrs, &deployment, &cluster(json!({})));
+        assert!(got.is_empty());
     }
 
     #[test]

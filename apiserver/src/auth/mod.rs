@@ -13,7 +13,7 @@ use std::path::Path;
 use http::HeaderMap;
 use serde_json::json;
 
-use crate::cache::Freshness;
+use crate::cache::{Freshness, WatchCache};
 use crate::rest::Rest;
 use crate::status::ApiError;
 use crate::tls::Identity;
@@ -769,17 +769,23 @@ impl Auth {
 
     /// Node authorizer, then RBAC.
     pub async fn authorize(&self, attrs: &Attributes, rest: &Rest) -> Decision {
-        let mut reason = String::new();
-        if let Some(decision) = node::authorize(attrs, &rest.cache).await {
-            match decision {
-                Decision::Allow(r) => return Decision::Allow(r),
-                Decision::Deny(r) => reason = r,
-            }
+        authorize(attrs, &self.rbac, &rest.cache).await
+    }
+}
+
+/// The Node authorizer (reading `cache`), then RBAC: the decision of both the request filter
+/// and the admission plugins that ask on a request's behalf.
+pub async fn authorize(attrs: &Attributes, rbac: &rbac::Cache, cache: &WatchCache) -> Decision {
+    let mut reason = String::new();
+    if let Some(decision) = node::authorize(attrs, cache).await {
+        match decision {
+            Decision::Allow(r) => return Decision::Allow(r),
+            Decision::Deny(r) => reason = r,
         }
-        match self.rbac.index().authorize(attrs) {
-            Some(why) => Decision::Allow(why),
-            None => Decision::Deny(reason),
-        }
+    }
+    match rbac.index().authorize(attrs) {
+        Some(why) => Decision::Allow(why),
+        None => Decision::Deny(reason),
     }
 }
 
