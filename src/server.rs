@@ -86,12 +86,11 @@ async fn finish(
     result
 }
 
-/// The controllers' connection to this server: loopback when it listens on every address, and
-/// a client certificate for `system:kube-controller-manager` minted by the cluster CA at each
-/// start (held in memory only).
-// FIXME(security issue): each controller should get its own service-account identity
-// (`--use-service-account-credentials`); until then this one user is bound to upstream's
-// `system:kube-controller-manager` role and to every `system:controller:<name>` role.
+/// The controller manager's connection to this server: loopback when it listens on every
+/// address, and a client certificate for `system:kube-controller-manager` minted by the cluster
+/// CA at each start (held in memory only). That identity holds only upstream's
+/// `system:kube-controller-manager` role: the shared informers list and watch with it, and it
+/// gives each controller its own service account and token (`--use-service-account-credentials`).
 fn controllers_client(
     api: &k1s_apiserver::Running,
 ) -> anyhow::Result<k1s_controllers::ClientConfig> {
@@ -109,8 +108,10 @@ fn controllers_client(
             std::net::SocketAddr::new(ip, api.local_addr.port())
         ),
         ca_pem: credentials.ca_pem,
-        cert_pem: credentials.cert_pem,
-        key_pem: credentials.key_pem,
+        credentials: k1s_controllers::Credentials::Certificate {
+            cert_pem: credentials.cert_pem,
+            key_pem: credentials.key_pem,
+        },
         // Upstream's form: the API server names the field manager after the part before `/`.
         user_agent: format!("kube-controller-manager/v{} k1s", env!("CARGO_PKG_VERSION")),
     })

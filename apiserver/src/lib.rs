@@ -332,6 +332,37 @@ async fn bootstrap_policy(rest: &rest::Rest) -> Result<()> {
             })
     });
     futures_util::future::try_join_all(writes).await?;
+    // Objects earlier versions bootstrapped and this one does not go (unless claimed).
+    for (plural, name) in auth::policy::retired() {
+        let resource = registry::find("rbac.authorization.k8s.io", "v1", plural)
+            .expect("rbac resources are served");
+        let key = resource.key(None, &name);
+        let Ok((_, Some(kv))) = rest.store.get(key.as_bytes(), None).await else {
+            continue;
+        };
+        let retirable = serde_json::from_slice::<serde_json::Value>(&kv.value)
+            .is_ok_and(|stored| auth::policy::is_retirable(&stored));
+        if !retirable {
+            continue;
+        }
+        // Compare-and-delete: a change since the read keeps the object until the next start.
+        match rest
+            .store
+            .delete(key.as_bytes(), Some(kv.mod_revision))
+            .await
+        {
+            Ok(k1s_store::WriteOutcome::Committed { .. }) => {
+                tracing::info!(%plural, %name, "deleted a retired bootstrap object");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Err(Error::Bootstrap {
+                    name: format!("{plural}/{name}"),
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
     Ok(())
 }
 

@@ -1,7 +1,8 @@
-//! The control loops (today the namespace, service account, root CA publisher and resource quota controllers; Deployment, ReplicaSet, garbage collector and the scheduler follow) and the runtime they share: an API client, shared informers, work queues and the reconcile contract. Controllers read through the informers' caches and write through the API, as any client does.
+//! The control loops (today the namespace, service account, root CA publisher and resource quota controllers; Deployment, ReplicaSet, garbage collector and the scheduler follow) and the runtime they share: an API client, one service-account identity per controller, shared informers, work queues and the reconcile contract. Controllers read through the informers' caches and write through the API, as any client does.
 
 pub mod client;
 pub mod controller;
+pub mod credentials;
 pub mod informer;
 pub mod namespace;
 pub mod quantity;
@@ -15,7 +16,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-pub use client::{Client, ClientConfig};
+pub use client::{Client, ClientConfig, Credentials};
 
 /// What can stop the controllers from running.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +28,9 @@ pub enum Error {
         #[source]
         source: client::Error,
     },
+    /// A controller's own identity (service account, token) cannot be set up.
+    #[error("cannot set up the credentials of a controller")]
+    Credentials(#[source] credentials::Error),
     /// A controller task ended abnormally.
     #[error("controller {name} stopped unexpectedly: {message}")]
     Stopped { name: &'static str, message: String },
@@ -70,24 +74,73 @@ pub async fn run(config: ClientConfig, shutdown: CancellationToken) -> Result<()
 /// Run every controller against the API server `config` points at until `shutdown`. If they
 /// cannot start, or one stops on its own, `shutdown` is cancelled (so the process stops too)
 /// and the error returned. The root CA publisher publishes `config.ca_pem`.
+///
+/// `config` is the controller manager's own identity: the shared informers list and watch with
+/// it, and it gives each controller its own service account in kube-system (created if
+/// missing) whose token the controller's client sends, as kube-controller-manager does with
+/// `--use-service-account-credentials`.
 pub async fn run_with(
     config: ClientConfig,
     options: Options,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let client = match Client::new(&config) {
-        Ok(client) => client,
-        Err(source) => {
+    let clients = || -> Result<_> {
+        let client_error = |source| Error::Client {
+            server: config.server.clone(),
+            source,
+        };
+        // Upstream's shared informers use the root client, named `shared-informers`.
+        let informers = Client::new(&ClientConfig {
+            user_agent: format!("{}/shared-informers", config.user_agent),
+            ..config.clone()
+        })
+        .map_err(client_error)?;
+        let builder =
+            credentials::ClientBuilder::new(&config, shutdown.clone()).map_err(client_error)?;
+        Ok((informers, builder))
+    };
+    let (informers_client, builder) = match clients() {
+        Ok(clients) => clients,
+        Err(e) => {
             shutdown.cancel();
-            return Err(Error::Client {
-                server: config.server.clone(),
-                source,
-            });
+            return Err(e);
         }
     };
-    let informers = informer::Informers::new(client.clone(), shutdown.clone());
+    let informers = informer::Informers::new(informers_client, shutdown.clone());
+    let controllers =
+        match start_controllers(&builder, &informers, &config, &options, &shutdown).await {
+            Ok(controllers) => controllers,
+            Err(e) => {
+                shutdown.cancel();
+                informers.stopped().await;
+                builder.stopped().await;
+                return Err(e);
+            }
+        };
+    tracing::info!(server = %config.server, "controllers started");
+    let result = supervise(controllers, &shutdown).await;
+    informers.stopped().await;
+    builder.stopped().await;
+    result
+}
+
+/// Each controller, with the client of the service account it acts as (upstream's names).
+async fn start_controllers(
+    builder: &credentials::ClientBuilder,
+    informers: &informer::Informers,
+    config: &ClientConfig,
+    options: &Options,
+    shutdown: &CancellationToken,
+) -> Result<JoinSet<&'static str>> {
+    let client = async |service_account: &str| {
+        builder
+            .client(service_account)
+            .await
+            .map_err(Error::Credentials)
+    };
     let mut controllers = JoinSet::new();
-    let namespace = namespace::NamespaceController::new(client.clone(), &informers);
+    let namespace =
+        namespace::NamespaceController::new(client("namespace-controller").await?, informers);
     controllers.spawn({
         let shutdown = shutdown.clone();
         async move {
@@ -95,7 +148,10 @@ pub async fn run_with(
             "namespace"
         }
     });
-    let accounts = serviceaccount::ServiceAccountController::new(client.clone(), &informers);
+    let accounts = serviceaccount::ServiceAccountController::new(
+        client("service-account-controller").await?,
+        informers,
+    );
     controllers.spawn({
         let shutdown = shutdown.clone();
         async move {
@@ -103,7 +159,11 @@ pub async fn run_with(
             "service-account"
         }
     });
-    let root_ca = rootca::RootCaPublisher::new(client.clone(), &informers, config.ca_pem.clone());
+    let root_ca = rootca::RootCaPublisher::new(
+        client("root-ca-cert-publisher").await?,
+        informers,
+        config.ca_pem.clone(),
+    );
     controllers.spawn({
         let shutdown = shutdown.clone();
         async move {
@@ -112,8 +172,8 @@ pub async fn run_with(
         }
     });
     let quotas = resourcequota::ResourceQuotaController::new(
-        client.clone(),
-        &informers,
+        client("resourcequota-controller").await?,
+        informers,
         options.resource_quota_sync_period,
     );
     controllers.spawn({
@@ -123,8 +183,15 @@ pub async fn run_with(
             "resourcequota"
         }
     });
-    tracing::info!(server = %config.server, "controllers starting");
+    Ok(controllers)
+}
 
+/// Wait for the controllers to stop; one stopping before `shutdown` cancels it and is the
+/// error.
+async fn supervise(
+    mut controllers: JoinSet<&'static str>,
+    shutdown: &CancellationToken,
+) -> Result<()> {
     let mut result = Ok(());
     while let Some(done) = controllers.join_next().await {
         match done {
@@ -145,6 +212,5 @@ pub async fn run_with(
             }
         }
     }
-    informers.stopped().await;
     result
 }

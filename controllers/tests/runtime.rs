@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k1s_controllers::client::{
-    Client, ClientConfig, DeleteParams, ListParams, PatchType, Resource, WatchEvent, WatchParams,
+    Client, ClientConfig, Credentials, DeleteParams, ListParams, PatchType, Resource, WatchEvent,
+    WatchParams,
 };
 use k1s_controllers::informer::{Event, Informers};
 use parking_lot::Mutex;
@@ -50,8 +51,10 @@ async fn api() -> Api {
     let client = Client::new(&ClientConfig {
         server: format!("https://{}", running.local_addr),
         ca_pem: read("ca.crt"),
-        cert_pem: read("admin.crt"),
-        key_pem: read("admin.key"),
+        credentials: Credentials::Certificate {
+            cert_pem: read("admin.crt"),
+            key_pem: read("admin.key"),
+        },
         user_agent: "k1s-controllers-test".into(),
     })
     .unwrap();

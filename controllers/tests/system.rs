@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use k1s_controllers::client::{Client, ClientConfig, Resource};
+use k1s_controllers::client::{Client, ClientConfig, Credentials, Resource};
 use k1s_controllers::{Options, run_with};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -46,8 +46,10 @@ async fn api() -> Api {
     let config = ClientConfig {
         server: format!("https://{}", running.local_addr),
         ca_pem: read("ca.crt"),
-        cert_pem: read("admin.crt"),
-        key_pem: read("admin.key"),
+        credentials: Credentials::Certificate {
+            cert_pem: read("admin.crt"),
+            key_pem: read("admin.key"),
+        },
         user_agent: "k1s-controllers-test".into(),
     };
     let client = Client::new(&config).unwrap();

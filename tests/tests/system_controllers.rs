@@ -423,3 +423,236 @@ fn quota_scopes_and_object_counts_of_any_resource() {
         ],
     );
 }
+
+/// The service accounts the controllers act as, each bound to its `system:controller:` role.
+const CONTROLLER_ACCOUNTS: [&str; 4] = [
+    "namespace-controller",
+    "resourcequota-controller",
+    "root-ca-cert-publisher",
+    "service-account-controller",
+];
+
+/// `kubectl auth can-i` as `user`: "yes" or "no" (kubectl exits 1 on "no").
+fn can_i(s: &Server, user: &str, args: &[&str]) -> String {
+    let out = s
+        .kubectl()
+        .args(["auth", "can-i", "--as", user])
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Every audit event in the log at `path`.
+fn audit_events(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[test]
+fn each_controller_acts_as_its_own_service_account() {
+    let tmp = tempfile::tempdir().unwrap();
+    let audit = tmp.path().join("audit.log");
+    let s = Server::start(
+        tmp.path().join("data"),
+        &["--ephemeral", "--audit-log-path", audit.to_str().unwrap()],
+    )
+    .unwrap();
+
+    // The controller manager made one service account per controller at start.
+    let accounts = jsonpath(
+        &s,
+        &["get", "serviceaccounts", "-n", "kube-system"],
+        "{.items[*].metadata.name}",
+    )
+    .unwrap();
+    let accounts: Vec<&str> = accounts.split_whitespace().collect();
+    for name in CONTROLLER_ACCOUNTS {
+        assert!(accounts.contains(&name), "{name} in {accounts:?}");
+    }
+    // Only the namespace controller may empty a namespace; the controller manager itself holds
+    // only its own role (list and watch for the informers, service accounts and their tokens).
+    let manager = "system:kube-controller-manager";
+    let namespace_controller = "system:serviceaccount:kube-system:namespace-controller";
+    assert_eq!(can_i(&s, manager, &["delete", "configmaps", "-A"]), "no");
+    assert_eq!(can_i(&s, manager, &["update", "namespaces/finalize"]), "no");
+    assert_eq!(can_i(&s, manager, &["watch", "configmaps", "-A"]), "yes");
+    assert_eq!(
+        can_i(
+            &s,
+            manager,
+            &["create", "serviceaccounts/token", "-n", "kube-system"]
+        ),
+        "yes"
+    );
+    assert_eq!(
+        can_i(&s, namespace_controller, &["delete", "configmaps", "-A"]),
+        "yes"
+    );
+
+    // Deleting a namespace with objects in it: the content goes, as the namespace controller.
+    s.kubectl_ok(&["create", "namespace", "doomed"]).unwrap();
+    s.kubectl_ok(&[
+        "create",
+        "configmap",
+        "x",
+        "-n",
+        "doomed",
+        "--from-literal=k=v",
+    ])
+    .unwrap();
+    s.kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "y",
+        "-n",
+        "doomed",
+        "--from-literal=k=v",
+    ])
+    .unwrap();
+    s.kubectl_ok(&["delete", "namespace", "doomed", "--timeout=60s"])
+        .unwrap();
+    let in_doomed = |e: &serde_json::Value| e["objectRef"]["namespace"] == "doomed";
+    let by_controller = |e: &serde_json::Value, resource: &str, verbs: &[&str]| {
+        in_doomed(e)
+            && e["objectRef"]["resource"] == resource
+            && verbs.iter().any(|v| e["verb"] == *v)
+            && e["user"]["username"] == namespace_controller
+            && e["responseStatus"]["code"] == 200
+    };
+    let events = eventually("the namespace controller's audit events", || {
+        let events = audit_events(&audit);
+        let seen = |resource: &str| {
+            events
+                .iter()
+                .any(|e| by_controller(e, resource, &["delete", "deletecollection"]))
+        };
+        let finalized = events.iter().any(|e| {
+            e["objectRef"]["resource"] == "namespaces"
+                && e["objectRef"]["name"] == "doomed"
+                && e["objectRef"]["subresource"] == "finalize"
+                && e["user"]["username"] == namespace_controller
+        });
+        if seen("configmaps") && seen("secrets") && finalized {
+            Ok(events)
+        } else {
+            Err(format!("{} events", events.len()))
+        }
+    });
+    // Each controller's requests carry its own user and user agent; the controller manager's
+    // own identity only reads (the shared informers) and sets up the controllers' accounts.
+    for e in &events {
+        let user = e["user"]["username"].as_str().unwrap_or_default();
+        let agent = e["userAgent"].as_str().unwrap_or_default();
+        if let Some(account) = user.strip_prefix("system:serviceaccount:kube-system:")
+            && CONTROLLER_ACCOUNTS.contains(&account)
+        {
+            assert!(agent.starts_with("kube-controller-manager/"), "{e}");
+            assert!(agent.ends_with(&format!("/{user}")), "{e}");
+        }
+        if user == manager {
+            let verb = e["verb"].as_str().unwrap_or_default();
+            let resource = e["objectRef"]["resource"].as_str().unwrap_or_default();
+            let reads = matches!(verb, "get" | "list" | "watch");
+            let accounts = resource == "serviceaccounts"
+                && e["objectRef"]["namespace"] == "kube-system"
+                && verb == "create";
+            assert!(
+                reads || accounts,
+                "the controller manager itself wrote: {e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_controller_whose_account_is_deleted_gets_it_back_and_carries_on() {
+    let (_tmp, s) = server();
+    let args = [
+        "get",
+        "serviceaccount",
+        "service-account-controller",
+        "-n",
+        "kube-system",
+    ];
+    let old = uid(&s, &args);
+    // Its token dies with the account: the next request is refused, and the controller
+    // manager makes the account again and gets the controller a new token.
+    s.kubectl_ok(&[
+        "delete",
+        "serviceaccount",
+        "service-account-controller",
+        "-n",
+        "kube-system",
+    ])
+    .unwrap();
+    s.kubectl_ok(&["create", "namespace", "later"]).unwrap();
+    wait_for(
+        &s,
+        &["get", "serviceaccount", "default", "-n", "later"],
+        "{.metadata.name}",
+        "default",
+    );
+    let new = uid(&s, &args);
+    assert!(!new.is_empty() && new != old, "{old} then {new}");
+}
+
+#[test]
+fn an_upgrade_drops_the_controller_managers_borrowed_roles() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start(data.clone(), &[]).unwrap();
+    // What a data directory from before per-controller identities holds: the controller
+    // manager bound to every controller's role. One of them an operator claimed as their own.
+    let old_binding = |controller: &str, autoupdate: &str| {
+        format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: k1s:kube-controller-manager:{controller}\n  labels:\n    kubernetes.io/bootstrapping: rbac-defaults\n  annotations:\n    rbac.authorization.kubernetes.io/autoupdate: \"{autoupdate}\"\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: system:controller:{controller}\nsubjects:\n- apiGroup: rbac.authorization.k8s.io\n  kind: User\n  name: system:kube-controller-manager\n"
+        )
+    };
+    let stale = write(
+        tmp.path(),
+        "stale.yaml",
+        &old_binding("namespace-controller", "true"),
+    );
+    let claimed = write(
+        tmp.path(),
+        "claimed.yaml",
+        &old_binding("root-ca-cert-publisher", "false"),
+    );
+    s.kubectl_ok(&["create", "-f", &stale, "-f", &claimed])
+        .unwrap();
+    let manager = "system:kube-controller-manager";
+    eventually("the old bindings to take effect", || {
+        match can_i(&s, manager, &["delete", "configmaps", "-A"]).as_str() {
+            "yes" => Ok(()),
+            other => Err(other.to_string()),
+        }
+    });
+    assert!(s.stop().unwrap().success());
+
+    let s = Server::start(data, &[]).unwrap();
+    let err = s
+        .kubectl_err(&[
+            "get",
+            "clusterrolebinding",
+            "k1s:kube-controller-manager:namespace-controller",
+        ])
+        .unwrap();
+    assert!(err.contains("NotFound"), "{err}");
+    assert_eq!(can_i(&s, manager, &["delete", "configmaps", "-A"]), "no");
+    // The claimed one stays, and with it what it grants.
+    s.kubectl_ok(&[
+        "get",
+        "clusterrolebinding",
+        "k1s:kube-controller-manager:root-ca-cert-publisher",
+    ])
+    .unwrap();
+    assert_eq!(
+        can_i(&s, manager, &["update", "configmaps", "-n", "default"]),
+        "yes"
+    );
+}

@@ -787,13 +787,6 @@ pub fn bootstrap() -> Vec<(&'static str, Value)> {
         ),
     ];
     for (name, _) in &controllers {
-        // k1s runs its controllers under the one `system:kube-controller-manager` identity (not
-        // yet one service account each), so that user also holds every controller's role.
-        bindings.push(binding(
-            &format!("k1s:kube-controller-manager:{name}"),
-            &format!("system:controller:{name}"),
-            &[("User", "system:kube-controller-manager")],
-        ));
         let sa = format!("kube-system/{name}");
         bindings.push(binding(
             &format!("system:controller:{name}"),
@@ -803,6 +796,35 @@ pub fn bootstrap() -> Vec<(&'static str, Value)> {
     }
     objects.extend(bindings.into_iter().map(|b| ("clusterrolebindings", b)));
     objects
+}
+
+/// Bootstrap objects earlier k1s versions created and this one no longer does, as
+/// `(plural, name)`: the bindings that gave `system:kube-controller-manager` every controller's
+/// role while the controllers shared its identity. Upstream's reconciliation never deletes,
+/// but these are k1s's own, and left in place they would keep granting what the per-controller
+/// service accounts were introduced to take away; so each start deletes them (see
+/// `is_retirable`).
+pub fn retired() -> Vec<(&'static str, String)> {
+    controller_roles()
+        .into_iter()
+        .map(|(name, _)| {
+            (
+                "clusterrolebindings",
+                format!("k1s:kube-controller-manager:{name}"),
+            )
+        })
+        .collect()
+}
+
+/// Whether a stored object named by `retired` is still the one bootstrap made (labelled
+/// `kubernetes.io/bootstrapping: rbac-defaults`) and was not claimed by its owner
+/// (`rbac.authorization.kubernetes.io/autoupdate: "false"`), and so may be deleted.
+pub fn is_retirable(stored: &Value) -> bool {
+    stored
+        .pointer("/metadata/labels/kubernetes.io~1bootstrapping")
+        .and_then(Value::as_str)
+        == Some("rbac-defaults")
+        && !keeps_own(stored)
 }
 
 /// Whether a stored bootstrap object opted out of reconciliation
@@ -854,6 +876,81 @@ mod tests {
             json!({"rules": [{"verbs": ["list"]}, {"verbs": ["watch"]}, {"verbs": ["get"]}], "subjects": [{"kind": "User", "name": "u"}, {"kind": "Group", "name": "a"}]})
         );
         assert_eq!(reconcile(&desired, None), desired);
+    }
+
+    #[test]
+    fn the_controller_manager_holds_only_its_own_role() {
+        let objects = bootstrap();
+        let held: Vec<&str> =
+            objects
+                .iter()
+                .filter(|(p, _)| *p == "clusterrolebindings")
+                .filter(|(_, b)| {
+                    b["subjects"].as_array().into_iter().flatten().any(|s| {
+                        s["kind"] == "User" && s["name"] == "system:kube-controller-manager"
+                    })
+                })
+                .filter_map(|(_, b)| b["roleRef"]["name"].as_str())
+                .collect();
+        assert_eq!(held, ["system:kube-controller-manager"]);
+        // Each controller's role is bound to its service account in kube-system.
+        let binding = objects
+            .iter()
+            .find(|(_, o)| {
+                o["metadata"]["name"] == "system:controller:namespace-controller"
+                    && o["kind"] == "ClusterRoleBinding"
+            })
+            .map(|(_, b)| b)
+            .unwrap();
+        assert_eq!(
+            binding["subjects"],
+            json!([{"kind": "ServiceAccount", "name": "namespace-controller", "namespace": "kube-system"}])
+        );
+        // What it needs to give the controllers their identities.
+        let role = objects
+            .iter()
+            .find(|(p, o)| {
+                *p == "clusterroles" && o["metadata"]["name"] == "system:kube-controller-manager"
+            })
+            .map(|(_, r)| r)
+            .unwrap();
+        for rule in [
+            r(&["create"], &[""], &["serviceaccounts/token"]),
+            r(&["create"], &[""], &["secrets", "serviceaccounts"]),
+            r(&["list", "watch"], &["*"], &["*"]),
+        ] {
+            assert!(role["rules"].as_array().unwrap().contains(&rule), "{rule}");
+        }
+    }
+
+    #[test]
+    fn retired_bindings_go_unless_claimed() {
+        let retired = retired();
+        assert!(retired.contains(&(
+            "clusterrolebindings",
+            "k1s:kube-controller-manager:namespace-controller".to_string()
+        )));
+        let current = bootstrap();
+        for (_, name) in &retired {
+            assert!(
+                !current
+                    .iter()
+                    .any(|(_, o)| o["metadata"]["name"] == name.as_str()),
+                "{name} is retired and bootstrapped"
+            );
+        }
+        let stale = binding(
+            "k1s:kube-controller-manager:namespace-controller",
+            "system:controller:namespace-controller",
+            &[("User", "system:kube-controller-manager")],
+        );
+        assert!(is_retirable(&stale));
+        let mut claimed = stale.clone();
+        claimed["metadata"]["annotations"][AUTOUPDATE] = json!("false");
+        assert!(!is_retirable(&claimed));
+        let mut foreign = stale;
+        foreign["metadata"]["labels"] = json!({});
+        assert!(!is_retirable(&foreign));
     }
 
     #[test]

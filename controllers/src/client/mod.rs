@@ -1,6 +1,7 @@
-//! A Kubernetes API client: HTTP/2 over TLS with a client certificate, JSON bodies as `serde_json::Value`, typed errors that keep the server's `Status`; it knows nothing of controllers (the agent uses it too).
+//! A Kubernetes API client: HTTP/2 over TLS with a client certificate or a bearer token, JSON bodies as `serde_json::Value`, typed errors that keep the server's `Status`; it knows nothing of controllers (the agent uses it too).
 
 mod discovery;
+mod token;
 mod watch;
 
 use std::fmt;
@@ -22,6 +23,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 pub use discovery::{ApiResource, Discovery, DiscoveryFailure};
+pub use token::BearerToken;
 pub use watch::{WatchEvent, WatchStream};
 
 /// How long a request other than a watch may take, headers and body together.
@@ -34,7 +36,7 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The configuration cannot be used (server URL, PEM data).
+    /// The configuration cannot be used (server URL, PEM data, token).
     #[error("invalid client configuration: {0}")]
     Config(String),
     /// rustls refused the certificates or key.
@@ -129,6 +131,11 @@ impl Error {
     pub fn is_method_not_supported(&self) -> bool {
         self.code() == Some(405)
     }
+
+    /// 401: the server did not accept the credentials.
+    pub fn is_unauthorized(&self) -> bool {
+        self.code() == Some(401)
+    }
 }
 
 /// A `meta.k8s.io/v1` `Status`, as the API returns it for errors.
@@ -187,9 +194,8 @@ pub struct ClientConfig {
     pub server: String,
     /// PEM certificates the server's certificate must chain to.
     pub ca_pem: String,
-    /// PEM client certificate (chain) and its PEM PKCS#8 key.
-    pub cert_pem: String,
-    pub key_pem: String,
+    /// Who the client is to the server.
+    pub credentials: Credentials,
     /// Sent as `User-Agent` (upstream components send `<binary>/<version> ... /<component>`).
     pub user_agent: String,
 }
@@ -202,6 +208,16 @@ impl fmt::Debug for ClientConfig {
             .field("user_agent", &self.user_agent)
             .finish_non_exhaustive()
     }
+}
+
+/// How a client proves who it is.
+#[derive(Clone)]
+pub enum Credentials {
+    /// A PEM client certificate (chain) and its PEM PKCS#8 key, presented in the TLS handshake.
+    Certificate { cert_pem: String, key_pem: String },
+    /// `Authorization: Bearer`, read at every request: replacing the token does not disturb
+    /// the client or its watches. A 401 to it is reported through `BearerToken::rejected`.
+    Token(BearerToken),
 }
 
 /// A resource the client addresses: group, version, plural name and scope.
@@ -431,6 +447,7 @@ struct Inner {
     server_name: ServerName<'static>,
     tls: TlsConnector,
     user_agent: String,
+    token: Option<BearerToken>,
     connection: tokio::sync::Mutex<Option<http2::SendRequest<Full<Bytes>>>>,
 }
 
@@ -463,19 +480,26 @@ impl Client {
         if roots.is_empty() {
             return Err(Error::Config("no ca certificate".into()));
         }
-        let certs = CertificateDer::pem_slice_iter(config.cert_pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Error::Config(format!("client certificate: {e}")))?;
-        let key = PrivateKeyDer::from_pem_slice(config.key_pem.as_bytes())
-            .map_err(|e| Error::Config(format!("client key: {e}")))?;
-        let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
         .map_err(Error::Tls)?
-        .with_root_certificates(roots)
-        .with_client_auth_cert(certs, key)
-        .map_err(Error::Tls)?;
+        .with_root_certificates(roots);
+        let (mut tls, token) = match &config.credentials {
+            Credentials::Certificate { cert_pem, key_pem } => {
+                let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| Error::Config(format!("client certificate: {e}")))?;
+                let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+                    .map_err(|e| Error::Config(format!("client key: {e}")))?;
+                let tls = builder
+                    .with_client_auth_cert(certs, key)
+                    .map_err(Error::Tls)?;
+                (tls, None)
+            }
+            Credentials::Token(token) => (builder.with_no_client_auth(), Some(token.clone())),
+        };
         tls.alpn_protocols = vec![b"h2".to_vec()];
 
         Ok(Client {
@@ -485,6 +509,7 @@ impl Client {
                 server_name,
                 tls: TlsConnector::from(Arc::new(tls)),
                 user_agent: config.user_agent.clone(),
+                token,
                 connection: tokio::sync::Mutex::new(None),
             }),
         })
@@ -545,12 +570,16 @@ impl Client {
         body: Option<(&str, Bytes)>,
     ) -> Result<http::Response<Incoming>> {
         let uri = format!("{}{path}", self.inner.base);
+        let authorization = self.inner.token.as_ref().map(BearerToken::header);
         let build = || {
             let mut req = Request::builder()
                 .method(method.clone())
                 .uri(&uri)
                 .header(header::ACCEPT, accept)
                 .header(header::USER_AGENT, &self.inner.user_agent);
+            if let Some(value) = &authorization {
+                req = req.header(header::AUTHORIZATION, value.clone());
+            }
             let content = match &body {
                 Some((content_type, bytes)) => {
                     req = req.header(header::CONTENT_TYPE, *content_type);
@@ -577,6 +606,11 @@ impl Client {
             return Ok(response);
         }
         let code = response.status();
+        if code == StatusCode::UNAUTHORIZED
+            && let (Some(token), Some(sent)) = (&self.inner.token, &authorization)
+        {
+            token.reject(sent);
+        }
         let bytes = response
             .into_body()
             .collect()
