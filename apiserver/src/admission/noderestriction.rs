@@ -159,15 +159,6 @@ impl NodeRestriction {
 
     fn node(attrs: &Attributes<'_>, node: &str, object: Option<&Value>) -> ApiResult<()> {
         let deny = |detail: String| Err(attrs.forbidden(object, &detail));
-        if let (Operation::Create, Some(new)) = (attrs.operation, object) {
-            let forbidden = forbidden_labels(new, None);
-            if !forbidden.is_empty() {
-                return deny(format!(
-                    "node \"{node}\" is not allowed to set the following labels: {}",
-                    forbidden.join(", ")
-                ));
-            }
-        }
         let requested = match attrs.name {
             "" => object.and_then(|o| meta_str(o, "name")).unwrap_or(""),
             name => name,
@@ -176,6 +167,15 @@ impl NodeRestriction {
             return deny(format!(
                 "node \"{node}\" is not allowed to modify node \"{requested}\""
             ));
+        }
+        if let (Operation::Create, Some(new)) = (attrs.operation, object) {
+            let forbidden = forbidden_labels(new, None);
+            if !forbidden.is_empty() {
+                return deny(format!(
+                    "node \"{node}\" is not allowed to set the following labels: {}",
+                    forbidden.join(", ")
+                ));
+            }
         }
         if let (Operation::Update, Some(new), Some(old)) =
             (attrs.operation, object, attrs.old_object)
@@ -247,7 +247,11 @@ impl NodeRestriction {
                     }
                     Ok(())
                 }
-                (Some("status" | "eviction"), op) => Err(attrs.forbidden(
+                (Some("status"), op) => Err(attrs.forbidden(
+                    object,
+                    &format!("unexpected operation \"{}\"", op_name(op)),
+                )),
+                (Some("eviction"), op) => Err(attrs.forbidden(
                     object,
                     &format!("unexpected operation {}", op_name(op)),
                 )),
@@ -380,6 +384,21 @@ mod tests {
         attrs.old_object = Some(&old);
         let mut other = json!({"metadata": {"name": "n2"}});
         let err = run(&NodeRestriction, &attrs, &mut other, &Fake::default()).unwrap_err();
+        assert_eq!(
+            err.message,
+            "nodes \"n2\" is forbidden: node \"n1\" is not allowed to modify node \"n2\""
+        );
+        // Another node's name is refused before its labels are looked at.
+        let registering = create("", "nodes", "", "n2", &user);
+        let mut labeled =
+            json!({"metadata": {"name": "n2", "labels": {"foo.kubernetes.io/x": "v"}}});
+        let err = run(
+            &NodeRestriction,
+            &registering,
+            &mut labeled,
+            &Fake::default(),
+        )
+        .unwrap_err();
         assert_eq!(
             err.message,
             "nodes \"n2\" is forbidden: node \"n1\" is not allowed to modify node \"n2\""

@@ -1,4 +1,4 @@
-//! The Node authorizer: a kubelet identity (`system:node:<name>` in `system:nodes`) may read only the secrets, configmaps, persistent volume claims and volumes of pods bound to its node, and create tokens only for those pods' service accounts; otherwise upstream's node rules apply.
+//! The Node authorizer: a kubelet identity (`system:node:<name>` in `system:nodes`) may read only its own Node and Lease and the pods bound to its node with their secrets, configmaps, persistent volume claims and volumes, and create tokens only for those pods' service accounts; otherwise upstream's node rules apply.
 
 use std::sync::LazyLock;
 
@@ -156,57 +156,185 @@ async fn related_volume(cache: &WatchCache, node: &str, name: &str) -> bool {
     !claim_name.is_empty() && related(cache, node, &ns, "persistentvolumeclaims", &claim_name).await
 }
 
-/// The Node authorizer's opinion: `None` for requests not from a node.
+/// Whether the pod `namespace`/`name` is bound to `node`.
+async fn pod_on_node(cache: &WatchCache, node: &str, namespace: &str, name: &str) -> bool {
+    let prefix = "/registry/core/pods/";
+    let key = format!("{prefix}{namespace}/{name}");
+    let Ok(Some(pods)) = cache.list(prefix, &key, Freshness::Any).await else {
+        return false;
+    };
+    pods.items.iter().any(|item| {
+        item.key.as_ref() == key.as_bytes()
+            && item
+                .object()
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                == Some(node)
+    })
+}
+
+fn allow() -> Decision {
+    Decision::Allow(String::new())
+}
+
+/// No opinion (RBAC decides next), with the reason a denial reports.
+fn no_opinion(reason: impl Into<String>) -> Decision {
+    Decision::Deny(reason.into())
+}
+
+/// The graph check: whether the named object is related to `node`.
+async fn related_object(attrs: &Attributes, cache: &WatchCache, node: &str) -> Decision {
+    if attrs.name.is_empty() {
+        return no_opinion("No Object name found");
+    }
+    let ok = match attrs.resource.as_str() {
+        "persistentvolumes" => related_volume(cache, node, &attrs.name).await,
+        "pods" => pod_on_node(cache, node, &attrs.namespace, &attrs.name).await,
+        resource => related(cache, node, &attrs.namespace, resource, &attrs.name).await,
+    };
+    if ok {
+        allow()
+    } else {
+        no_opinion(format!(
+            "no relationship found between node '{node}' and this object"
+        ))
+    }
+}
+
+/// Upstream's `authorizeGet`: `get` of an object related to the node.
+async fn authorize_get(attrs: &Attributes, cache: &WatchCache, node: &str) -> Decision {
+    if attrs.verb != "get" {
+        return no_opinion("can only get individual resources of this type");
+    }
+    if !attrs.subresource.is_empty() {
+        return no_opinion("cannot get subresource");
+    }
+    related_object(attrs, cache, node).await
+}
+
+/// Upstream's `authorizeReadNamespacedObject`: secrets and configmaps, one at a time.
+async fn authorize_read(attrs: &Attributes, cache: &WatchCache, node: &str) -> Decision {
+    if !matches!(attrs.verb.as_str(), "get" | "list" | "watch") {
+        return no_opinion("can only read resources of this type");
+    }
+    if !attrs.subresource.is_empty() {
+        return no_opinion("cannot read subresource");
+    }
+    if attrs.namespace.is_empty() {
+        return no_opinion("can only read namespaced object of this type");
+    }
+    related_object(attrs, cache, node).await
+}
+
+/// Upstream's `authorizeCreateToken`: tokens for the service accounts of the node's pods.
+async fn authorize_token(attrs: &Attributes, cache: &WatchCache, node: &str) -> Decision {
+    if attrs.verb != "create" || attrs.name.is_empty() {
+        return no_opinion("can only create tokens for individual service accounts");
+    }
+    if attrs.subresource != "token" {
+        return no_opinion("can only create token subresource of serviceaccount");
+    }
+    related_object(attrs, cache, node).await
+}
+
+/// Upstream's `authorizeLease`: the node's own Lease in `kube-node-lease` (NodeRestriction
+/// checks the name of a created one).
+fn authorize_lease(attrs: &Attributes, node: &str) -> Decision {
+    if !matches!(
+        attrs.verb.as_str(),
+        "get" | "create" | "update" | "patch" | "delete"
+    ) {
+        return no_opinion("can only get, create, update, patch, or delete a node lease");
+    }
+    if attrs.namespace != "kube-node-lease" {
+        return no_opinion("can only access leases in the \"kube-node-lease\" system namespace");
+    }
+    if attrs.verb != "create" && attrs.name != node {
+        return no_opinion("can only access node lease with the same name as the requesting node");
+    }
+    allow()
+}
+
+/// Upstream's `authorizeCSINode`: the node's own CSINode.
+fn authorize_csinode(attrs: &Attributes, node: &str) -> Decision {
+    if !matches!(
+        attrs.verb.as_str(),
+        "get" | "create" | "update" | "patch" | "delete"
+    ) {
+        return no_opinion("can only get, create, update, patch, or delete a CSINode");
+    }
+    if !attrs.subresource.is_empty() {
+        return no_opinion("cannot authorize CSINode subresources");
+    }
+    if attrs.verb != "create" && attrs.name != node {
+        return no_opinion("can only access CSINode with the same name as the requesting node");
+    }
+    allow()
+}
+
+/// Upstream's `authorizeNode` (AuthorizeNodeWithSelectors): a node reads only its own Node;
+/// writes are left to NodeRestriction.
+fn authorize_node(attrs: &Attributes, node: &str) -> Decision {
+    match (attrs.subresource.as_str(), attrs.verb.as_str()) {
+        ("", "create" | "update" | "patch") | ("status", "update" | "patch") => allow(),
+        ("", "get" | "list" | "watch") => match attrs.name.as_str() {
+            name if name == node => allow(),
+            "" => no_opinion(format!(
+                "node '{node}' cannot read all nodes, only its own Node object"
+            )),
+            other => no_opinion(format!(
+                "node '{node}' cannot read '{other}', only its own Node object"
+            )),
+        },
+        _ => no_opinion(""),
+    }
+}
+
+/// Upstream's `authorizePod` (AuthorizeNodeWithSelectors): a node reads the pods bound to it;
+/// creates, deletes, status updates and evictions are left to NodeRestriction.
+async fn authorize_pod(attrs: &Attributes, cache: &WatchCache, node: &str) -> Decision {
+    match (attrs.subresource.as_str(), attrs.verb.as_str()) {
+        ("", "get") => authorize_get(attrs, cache, node).await,
+        ("", "list" | "watch") if !attrs.name.is_empty() => {
+            related_object(attrs, cache, node).await
+        }
+        // FIXME: upstream allows an unnamed list or watch only with the field selector
+        // `spec.nodeName=<node>`, which `Attributes` does not carry yet.
+        ("", "list" | "watch" | "create" | "delete")
+        | ("status", "update" | "patch")
+        | ("eviction", "create") => allow(),
+        _ => no_opinion(""),
+    }
+}
+
+/// The Node authorizer's opinion: `None` for requests not from a node. A `Deny` is upstream's
+/// "no opinion": RBAC decides next, and a denial reports its reason.
 pub async fn authorize(attrs: &Attributes, cache: &WatchCache) -> Option<Decision> {
     let node = node_name(attrs)?;
     if !attrs.resource_request {
-        return Some(Decision::Deny(String::new()));
+        return Some(no_opinion(""));
     }
-    let no_relationship = || {
-        Decision::Deny(format!(
-            "no relationship found between node '{node}' and this object"
-        ))
-    };
-    let graph_checked = attrs.api_group.is_empty()
-        && matches!(
-            (attrs.resource.as_str(), attrs.subresource.as_str()),
-            (
-                "secrets" | "configmaps" | "persistentvolumeclaims" | "persistentvolumes",
-                ""
-            ) | ("serviceaccounts", "token")
-        );
-    if graph_checked {
-        let verb_ok = if attrs.subresource == "token" {
-            attrs.verb == "create"
-        } else {
-            attrs.verb == "get"
-        };
-        if !verb_ok || attrs.name.is_empty() {
-            return Some(Decision::Deny(format!(
-                "can only {} individual resources of this type",
-                if attrs.subresource == "token" {
-                    "create"
-                } else {
-                    "get"
-                }
-            )));
+    let decision = match (attrs.api_group.as_str(), attrs.resource.as_str()) {
+        ("", "secrets" | "configmaps") => authorize_read(attrs, cache, node).await,
+        ("", "persistentvolumeclaims") if attrs.subresource == "status" => {
+            if !matches!(attrs.verb.as_str(), "update" | "patch") {
+                no_opinion("can only get/update/patch this type")
+            } else {
+                related_object(attrs, cache, node).await
+            }
         }
-        let ok = if attrs.resource == "persistentvolumes" {
-            related_volume(cache, node, &attrs.name).await
-        } else {
-            related(cache, node, &attrs.namespace, &attrs.resource, &attrs.name).await
-        };
-        return Some(if ok {
-            Decision::Allow(String::new())
-        } else {
-            no_relationship()
-        });
-    }
-    Some(if NODE_RULES.iter().any(|r| r.allows(attrs)) {
-        Decision::Allow(String::new())
-    } else {
-        Decision::Deny(String::new())
-    })
+        ("", "persistentvolumeclaims" | "persistentvolumes") => {
+            authorize_get(attrs, cache, node).await
+        }
+        ("", "serviceaccounts") => authorize_token(attrs, cache, node).await,
+        ("coordination.k8s.io", "leases") => authorize_lease(attrs, node),
+        ("storage.k8s.io", "csinodes") => authorize_csinode(attrs, node),
+        ("", "nodes") => authorize_node(attrs, node),
+        ("", "pods") => authorize_pod(attrs, cache, node).await,
+        _ if NODE_RULES.iter().any(|r| r.allows(attrs)) => allow(),
+        _ => no_opinion(""),
+    };
+    Some(decision)
 }
 
 #[cfg(test)]
@@ -307,6 +435,43 @@ mod tests {
             decide(node_attrs("delete", "deployments", "x")).await,
             Some(Decision::Deny(String::new()))
         );
+        // Only its own Node, its own Lease and the pods bound to it.
+        let mut own = node_attrs("get", "nodes", "n1");
+        own.namespace.clear();
+        assert_eq!(
+            decide(own.clone()).await,
+            Some(Decision::Allow(String::new()))
+        );
+        own.name = "n2".into();
+        assert_eq!(
+            decide(own.clone()).await,
+            Some(Decision::Deny(
+                "node 'n1' cannot read 'n2', only its own Node object".into()
+            ))
+        );
+        own.verb = "patch".into();
+        assert_eq!(decide(own).await, Some(Decision::Allow(String::new())));
+        assert_eq!(
+            decide(node_attrs("get", "pods", "theirs")).await,
+            Some(Decision::Deny(
+                "no relationship found between node 'n1' and this object".into()
+            ))
+        );
+        assert_eq!(
+            decide(node_attrs("get", "pods", "mine")).await,
+            Some(Decision::Allow(String::new()))
+        );
+        let mut lease = node_attrs("update", "leases", "n2");
+        lease.api_group = "coordination.k8s.io".into();
+        lease.namespace = "kube-node-lease".into();
+        assert_eq!(
+            decide(lease.clone()).await,
+            Some(Decision::Deny(
+                "can only access node lease with the same name as the requesting node".into()
+            ))
+        );
+        lease.verb = "create".into();
+        assert_eq!(decide(lease).await, Some(Decision::Allow(String::new())));
         let mut user = node_attrs("get", "secrets", "s1");
         user.user.groups = vec!["system:authenticated".into()];
         assert_eq!(decide(user).await, None);
