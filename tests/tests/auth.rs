@@ -606,9 +606,19 @@ fn a_node_reads_only_what_its_pods_use() {
     );
     let err = err_as(&s, &node, &["get", "secrets"]);
     assert!(err.contains("cannot list resource \"secrets\""), "{err}");
-    // Upstream's node rules: pods and nodes are readable, deployments are not.
-    let out = ok_as(&s, &node, &["get", "pods", "-o", "name"]);
-    assert!(out.contains("pod/on-n2"), "{out}");
+    // Upstream's node rules: its own pods are readable (listed with the node's field
+    // selector), deployments are not.
+    let out = ok_as(
+        &s,
+        &node,
+        &["get", "pods", "-o", "name", "--field-selector=spec.nodeName=n1"],
+    );
+    assert_eq!(out.trim(), "pod/on-n1");
+    let err = err_as(&s, &node, &["get", "pods"]);
+    assert!(
+        err.ends_with("can only list/watch pods with spec.nodeName field selector\n"),
+        "{err}"
+    );
     assert_eq!(can_i(&s, &node, &["create", "pods/eviction"]), "yes");
     assert_eq!(can_i(&s, &node, &["list", "deployments"]), "no");
     assert_eq!(can_i(&s, &node, &["get", "secret/mine"]), "yes");
@@ -1218,14 +1228,13 @@ fn authorization_matrix_agrees_with_access_reviews() {
     );
     let rbac = "rbac.authorization.k8s.io";
     let cells = vec![
-        // FIXME(node): upstream lets a node list pods only with the field selector
-        // `spec.nodeName=<node>`; the authorizer does not see field selectors yet.
+        // A node lists pods only with the field selector `spec.nodeName=<node>`.
         Cell {
             raw: ("GET", "/api/v1/namespaces/team/pods"),
             review: resource("list", "", "pods", "team", ""),
             request: &["get", "pods", "-n", "team"],
-            yes: &["viewer", "editor", "owner", "sa", "node"],
-            served: &["viewer", "editor", "owner", "sa", "node"],
+            yes: &["viewer", "editor", "owner", "sa"],
+            served: &["viewer", "editor", "owner", "sa"],
             status: 200,
             refused: vec![],
         },
@@ -1359,11 +1368,24 @@ fn authorization_matrix_agrees_with_access_reviews() {
             status: 200,
             refused: vec![("owner", wide_role)],
         },
-        // FIXME(node): see the first cell.
         Cell {
-            raw: ("GET", "/api/v1/namespaces/default/pods"),
-            review: resource("list", "", "pods", "default", ""),
-            request: &["get", "pods", "-n", "default"],
+            raw: (
+                "GET",
+                "/api/v1/namespaces/default/pods?fieldSelector=spec.nodeName%3Dn1",
+            ),
+            review: {
+                let mut review = resource("list", "", "pods", "default", "");
+                review["resourceAttributes"]["fieldSelector"] =
+                    serde_json::json!({"rawSelector": "spec.nodeName=n1"});
+                review
+            },
+            request: &[
+                "get",
+                "pods",
+                "-n",
+                "default",
+                "--field-selector=spec.nodeName=n1",
+            ],
             yes: &["node"],
             served: &["node"],
             status: 200,

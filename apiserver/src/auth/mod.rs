@@ -120,6 +120,8 @@ pub struct Attributes {
     pub resource_request: bool,
     /// The request path (non-resource requests).
     pub path: String,
+    /// The `fieldSelector` of a list or watch, as sent (the Node authorizer reads it).
+    pub field_selector: String,
 }
 
 impl Attributes {
@@ -243,6 +245,7 @@ pub fn request_attributes(
     }
     if attrs.name.is_empty() && attrs.verb == "get" {
         attrs.verb = if query.flag("watch") { "watch" } else { "list" }.into();
+        attrs.field_selector = query.get("fieldSelector").unwrap_or("").to_string();
         if let Some(name) = query
             .get("fieldSelector")
             .and_then(|f| f.strip_prefix("metadata.name="))

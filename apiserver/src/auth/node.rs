@@ -290,19 +290,32 @@ fn authorize_node(attrs: &Attributes, node: &str) -> Decision {
     }
 }
 
+/// Whether a field selector requires `spec.nodeName` to be `node` (`=` or `==`).
+fn selects_node(selector: &str, node: &str) -> bool {
+    selector.split(',').any(|term| {
+        let term = term.trim();
+        let value = term
+            .strip_prefix("spec.nodeName==")
+            .or_else(|| term.strip_prefix("spec.nodeName="));
+        value == Some(node)
+    })
+}
+
 /// Upstream's `authorizePod` (AuthorizeNodeWithSelectors): a node reads the pods bound to it;
 /// creates, deletes, status updates and evictions are left to NodeRestriction.
 async fn authorize_pod(attrs: &Attributes, cache: &WatchCache, node: &str) -> Decision {
     match (attrs.subresource.as_str(), attrs.verb.as_str()) {
         ("", "get") => authorize_get(attrs, cache, node).await,
+        ("", "list" | "watch") if selects_node(&attrs.field_selector, node) => allow(),
         ("", "list" | "watch") if !attrs.name.is_empty() => {
             related_object(attrs, cache, node).await
         }
-        // FIXME: upstream allows an unnamed list or watch only with the field selector
-        // `spec.nodeName=<node>`, which `Attributes` does not carry yet.
-        ("", "list" | "watch" | "create" | "delete")
-        | ("status", "update" | "patch")
-        | ("eviction", "create") => allow(),
+        ("", "list" | "watch") => {
+            no_opinion("can only list/watch pods with spec.nodeName field selector")
+        }
+        ("", "create" | "delete") | ("status", "update" | "patch") | ("eviction", "create") => {
+            allow()
+        }
         _ => no_opinion(""),
     }
 }
@@ -429,8 +442,26 @@ mod tests {
         ));
         assert_eq!(
             decide(node_attrs("list", "pods", "")).await,
-            Some(Decision::Allow(String::new()))
+            Some(Decision::Deny(
+                "can only list/watch pods with spec.nodeName field selector".into()
+            ))
         );
+        for selector in ["spec.nodeName=n1", "status.phase=Running,spec.nodeName==n1"] {
+            let attrs = Attributes {
+                field_selector: selector.into(),
+                ..node_attrs("watch", "pods", "")
+            };
+            assert_eq!(
+                decide(attrs).await,
+                Some(Decision::Allow(String::new())),
+                "{selector}"
+            );
+        }
+        let other = Attributes {
+            field_selector: "spec.nodeName=n2".into(),
+            ..node_attrs("list", "pods", "")
+        };
+        assert!(matches!(decide(other).await, Some(Decision::Deny(_))));
         assert_eq!(
             decide(node_attrs("delete", "deployments", "x")).await,
             Some(Decision::Deny(String::new()))

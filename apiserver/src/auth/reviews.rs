@@ -119,6 +119,33 @@ fn strings(v: &Value, pointer: &str) -> Vec<String> {
 }
 
 /// The attributes a review's spec asks about, for `user`.
+/// `resourceAttributes.fieldSelector` as a selector string: its `rawSelector`, or its
+/// single-valued `In` requirements as `key=value` terms (what the Node authorizer reads).
+fn review_field_selector(ra: &Value) -> String {
+    let Some(selector) = ra.get("fieldSelector").filter(|v| v.is_object()) else {
+        return String::new();
+    };
+    if let Some(raw) = selector.get("rawSelector").and_then(Value::as_str) {
+        return raw.to_string();
+    }
+    selector
+        .get("requirements")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|r| s(r, "/operator") == "In")
+        .filter_map(|r| match r.get("values").and_then(Value::as_array) {
+            Some(values) if values.len() == 1 => Some(format!(
+                "{}={}",
+                s(r, "/key"),
+                values[0].as_str().unwrap_or("")
+            )),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn review_attributes(spec: &Value, user: UserInfo) -> ApiResult<Attributes> {
     if let Some(ra) = spec.get("resourceAttributes").filter(|v| v.is_object()) {
         return Ok(Attributes {
@@ -132,6 +159,7 @@ fn review_attributes(spec: &Value, user: UserInfo) -> ApiResult<Attributes> {
             name: s(ra, "/name").into(),
             resource_request: true,
             path: String::new(),
+            field_selector: review_field_selector(ra),
         });
     }
     if let Some(na) = spec.get("nonResourceAttributes").filter(|v| v.is_object()) {
