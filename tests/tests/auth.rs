@@ -611,7 +611,13 @@ fn a_node_reads_only_what_its_pods_use() {
     let out = ok_as(
         &s,
         &node,
-        &["get", "pods", "-o", "name", "--field-selector=spec.nodeName=n1"],
+        &[
+            "get",
+            "pods",
+            "-o",
+            "name",
+            "--field-selector=spec.nodeName=n1",
+        ],
     );
     assert_eq!(out.trim(), "pod/on-n1");
     let err = err_as(&s, &node, &["get", "pods"]);
