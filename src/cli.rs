@@ -95,6 +95,9 @@ pub struct ServerArgs {
     /// Allow every authenticated request (no Node or RBAC authorization); for debugging only.
     #[arg(long)]
     pub disable_authorization: bool,
+    /// Delay every bind of the scheduler (tests use it to show assumed pods at work).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration, hide = true)]
+    pub scheduler_bind_delay: Duration,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -6,9 +6,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{AgentArgs, ServerArgs};
 
-/// Start the store, the API server and the controllers (and, as later issues land, the
-/// scheduler, web and agent), then run until SIGINT or SIGTERM. The controllers ending early
-/// shuts everything down.
+/// Start the store, the API server, the controllers and the scheduler (and, as later issues
+/// land, web and agent), then run until SIGINT or SIGTERM. A component ending early shuts
+/// everything down.
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     spawn_signal_handler(shutdown.clone())?;
@@ -66,12 +66,32 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             return finish(api, store, Err(e)).await;
         }
     };
+    let scheduler_options = k1s_controllers::scheduler::Options {
+        bind_delay: args.scheduler_bind_delay,
+    };
+    let scheduler = match component_client(&api, "system:kube-scheduler", "kube-scheduler") {
+        Ok(config) => tokio::spawn(k1s_controllers::scheduler::run(
+            config,
+            scheduler_options,
+            shutdown.clone(),
+        )),
+        Err(e) => {
+            shutdown.cancel();
+            return finish(api, store, Err(e)).await;
+        }
+    };
     shutdown.cancelled().await;
     tracing::info!("shutting down");
     let result = controllers
         .await
         .context("the controllers task failed")
-        .and_then(|r| r.context("the controllers stopped"));
+        .and_then(|r| r.context("the controllers stopped"))
+        .and(
+            scheduler
+                .await
+                .context("the scheduler task failed")
+                .and_then(|r| r.context("the scheduler stopped")),
+        );
     finish(api, store, result).await
 }
 
@@ -94,9 +114,24 @@ async fn finish(
 fn controllers_client(
     api: &k1s_apiserver::Running,
 ) -> anyhow::Result<k1s_controllers::ClientConfig> {
+    component_client(
+        api,
+        "system:kube-controller-manager",
+        "kube-controller-manager",
+    )
+}
+
+/// An in-process component's connection to this server: loopback when it listens on every
+/// address, a client certificate for `user` minted by the cluster CA at each start (held in
+/// memory only), and upstream's user agent form `<binary>/v<version> k1s`.
+fn component_client(
+    api: &k1s_apiserver::Running,
+    user: &str,
+    binary: &str,
+) -> anyhow::Result<k1s_controllers::ClientConfig> {
     let credentials = api
-        .client_credentials("system:kube-controller-manager", &[])
-        .context("cannot issue the controllers' client certificate")?;
+        .client_credentials(user, &[])
+        .with_context(|| format!("cannot issue the client certificate of {user}"))?;
     let ip = match api.local_addr.ip() {
         std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
         std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
@@ -113,7 +148,7 @@ fn controllers_client(
             key_pem: credentials.key_pem,
         },
         // Upstream's form: the API server names the field manager after the part before `/`.
-        user_agent: format!("kube-controller-manager/v{} k1s", env!("CARGO_PKG_VERSION")),
+        user_agent: format!("{binary}/v{} k1s", env!("CARGO_PKG_VERSION")),
     })
 }
 

@@ -1,14 +1,16 @@
-//! The control loops (today the namespace, service account, root CA publisher and resource quota controllers; Deployment, ReplicaSet, garbage collector and the scheduler follow) and the runtime they share: an API client, one service-account identity per controller, shared informers, work queues and the reconcile contract. Controllers read through the informers' caches and write through the API, as any client does.
+//! The control loops (today the namespace, service account, root CA publisher and resource quota controllers, and the scheduler; Deployment, ReplicaSet and the garbage collector follow) and the runtime they share: an API client, one service-account identity per controller, shared informers, work queues and the reconcile contract. Controllers read through the informers' caches and write through the API, as any client does.
 
 pub mod client;
 pub mod controller;
 pub mod credentials;
+pub mod events;
 pub mod informer;
 pub mod namespace;
 pub mod quantity;
 pub mod queue;
 pub mod resourcequota;
 pub mod rootca;
+pub mod scheduler;
 pub mod serviceaccount;
 
 use std::time::Duration;
@@ -37,6 +39,15 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Now as RFC 3339 in UTC, to the second (how conditions carry their times).
+pub(crate) fn rfc3339_now() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    now.replace_nanosecond(0)
+        .unwrap_or(now)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
 
 /// `error: cause: cause` on one line, for logs.
 pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {

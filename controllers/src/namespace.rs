@@ -57,11 +57,7 @@ fn namespaces() -> Resource {
 }
 
 fn now() -> String {
-    let now = OffsetDateTime::now_utc();
-    now.replace_nanosecond(0)
-        .unwrap_or(now)
-        .format(&Rfc3339)
-        .unwrap_or_default()
+    crate::rfc3339_now()
 }
 
 fn deleting(namespace: &Value) -> bool {

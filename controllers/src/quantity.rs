@@ -255,6 +255,19 @@ impl Quantity {
         self.nanos == 0
     }
 
+    /// Upstream's `Value`: whole units, rounded up.
+    pub fn value(&self) -> i64 {
+        let units = self.nanos.div_euclid(NANO) + i128::from(self.nanos.rem_euclid(NANO) != 0);
+        i64::try_from(units).unwrap_or(if units < 0 { i64::MIN } else { i64::MAX })
+    }
+
+    /// Upstream's `MilliValue`: thousandths of a unit, rounded up.
+    pub fn milli_value(&self) -> i64 {
+        let milli = NANO / 1000;
+        let units = self.nanos.div_euclid(milli) + i128::from(self.nanos.rem_euclid(milli) != 0);
+        i64::try_from(units).unwrap_or(if units < 0 { i64::MIN } else { i64::MAX })
+    }
+
     /// Upstream's `Quantity.Add`: a zero quantity takes the format of what is added to it.
     pub fn add(&mut self, other: Quantity) {
         if self.nanos == 0 {

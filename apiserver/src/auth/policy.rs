@@ -643,8 +643,9 @@ pub fn bootstrap() -> Vec<(&'static str, Value)> {
                     &["leases"],
                     &["kube-scheduler"],
                 ),
-                r(&["delete", "get", "list", "watch"], &[""], &["nodes"]),
-                r(&["get", "list", "watch"], &[""], &["pods"]),
+                r(&["get", "list", "watch"], &[""], &["nodes"]),
+                // Delete: preemption's victims.
+                r(&["delete", "get", "list", "watch"], &[""], &["pods"]),
                 r(&["create"], &[""], &["pods/binding", "bindings"]),
                 r(&["patch", "update"], &[""], &["pods/status"]),
                 r(

@@ -1,0 +1,381 @@
+//! The scheduler as kubectl users meet it: placement by nodeSelector, node affinity, pod affinity and anti-affinity, taints and tolerations, resources, upstream's FailedScheduling messages, a burst that never over-commits a node, and priority preemption. Nodes are Node objects registered through the API (no pods run).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use k1s_tests::Server;
+use serde_json::Value;
+
+fn server(extra: &[&str]) -> (tempfile::TempDir, Server) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut args = vec!["--ephemeral"];
+    args.extend_from_slice(extra);
+    let server = Server::start(tmp.path().join("data"), &args).unwrap();
+    (tmp, server)
+}
+
+fn apply(s: &Server, dir: &Path, name: &str, yaml: &str) {
+    let path = dir.join(name);
+    std::fs::write(&path, yaml).unwrap();
+    s.kubectl_ok(&["apply", "-f", path.to_str().unwrap()])
+        .unwrap();
+}
+
+/// A Node as a kubelet registers it: labels, allocatable, Ready.
+fn node_yaml(name: &str, labels: &str, cpu: &str, memory: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\n  labels: {{kubernetes.io/hostname: {name}{labels}}}\nstatus:\n  capacity: {{cpu: \"{cpu}\", memory: {memory}, pods: \"110\"}}\n  allocatable: {{cpu: \"{cpu}\", memory: {memory}, pods: \"110\"}}\n  conditions: [{{type: Ready, status: \"True\", reason: KubeletReady, message: kubelet is posting ready status}}]\n---\n"
+    )
+}
+
+fn pod_yaml(name: &str, labels: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  labels: {{{labels}}}\nspec:\n  containers: [{{name: c, image: busybox}}]\n{spec}---\n"
+    )
+}
+
+fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn node_of(s: &Server, pod: &str) -> String {
+    s.kubectl_ok(&["get", "pod", pod, "-o", "jsonpath={.spec.nodeName}"])
+        .unwrap()
+}
+
+fn bound(s: &Server, pod: &str) -> String {
+    eventually(
+        &format!("{pod} to be bound"),
+        Duration::from_secs(20),
+        || Some(node_of(s, pod)).filter(|n| !n.is_empty()),
+    )
+}
+
+/// The latest FailedScheduling message of a pod that stays unbound.
+fn unschedulable(s: &Server, pod: &str) -> String {
+    let message = eventually(
+        &format!("{pod} to be reported unschedulable"),
+        Duration::from_secs(20),
+        || {
+            let out = s
+                .kubectl_ok(&[
+                    "get",
+                    "pod",
+                    pod,
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type==\"PodScheduled\")].message}",
+                ])
+                .unwrap();
+            (!out.is_empty()).then_some(out)
+        },
+    );
+    assert_eq!(node_of(s, pod), "", "{pod} is unschedulable yet bound");
+    message
+}
+
+fn three_nodes(s: &Server, dir: &Path) {
+    let nodes = [
+        node_yaml("n1", ", nodeenv: pro", "4", "8Gi"),
+        node_yaml("n2", ", nodeenv: test", "4", "8Gi"),
+        node_yaml("n3", "", "4", "8Gi"),
+    ]
+    .concat();
+    apply(s, dir, "nodes.yaml", &nodes);
+}
+
+#[test]
+fn selectors_and_affinity_place_pods() {
+    let (tmp, s) = server(&[]);
+    let dir = tmp.path();
+    three_nodes(&s, dir);
+
+    // A pod naming a node that does not exist is not the scheduler's: it stays Pending.
+    apply(
+        &s,
+        dir,
+        "named.yaml",
+        &pod_yaml("named", "", "  nodeName: k8s-node3\n"),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let out = s
+        .kubectl_ok(&[
+            "get",
+            "pod",
+            "named",
+            "-o",
+            "jsonpath={.spec.nodeName} {.status.phase}",
+        ])
+        .unwrap();
+    assert_eq!(out, "k8s-node3 Pending");
+
+    apply(
+        &s,
+        dir,
+        "pro.yaml",
+        &pod_yaml("pro", "", "  nodeSelector: {nodeenv: pro}\n"),
+    );
+    assert_eq!(bound(&s, "pro"), "n1");
+    apply(
+        &s,
+        dir,
+        "xxx.yaml",
+        &pod_yaml("xxx", "", "  nodeSelector: {nodeenv: xxx}\n"),
+    );
+    assert_eq!(
+        unschedulable(&s, "xxx"),
+        "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
+    );
+    let events = s
+        .kubectl_ok(&["get", "events", "--field-selector=involvedObject.name=xxx"])
+        .unwrap();
+    assert!(events.contains("FailedScheduling"), "{events}");
+    let scheduled = s
+        .kubectl_ok(&[
+            "get",
+            "events",
+            "--field-selector=involvedObject.name=pro,reason=Scheduled",
+            "-o",
+            "jsonpath={.items[0].message}",
+        ])
+        .unwrap();
+    assert_eq!(scheduled, "Successfully assigned default/pro to n1");
+
+    // Required node affinity: Pending until a node gets the label.
+    let required = "  affinity:\n    nodeAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n        nodeSelectorTerms:\n        - matchExpressions: [{key: nodeenv, operator: In, values: [xxx, yyy]}]\n";
+    apply(
+        &s,
+        dir,
+        "required.yaml",
+        &pod_yaml("required", "", required),
+    );
+    unschedulable(&s, "required");
+    s.kubectl_ok(&["label", "node", "n3", "nodeenv=yyy"])
+        .unwrap();
+    assert_eq!(bound(&s, "required"), "n3");
+    // A preferred term no node matches does not stop scheduling.
+    let preferred = "  affinity:\n    nodeAffinity:\n      preferredDuringSchedulingIgnoredDuringExecution:\n      - weight: 1\n        preference:\n          matchExpressions: [{key: nodeenv, operator: In, values: [zzz]}]\n";
+    apply(
+        &s,
+        dir,
+        "preferred.yaml",
+        &pod_yaml("preferred", "", preferred),
+    );
+    bound(&s, "preferred");
+
+    // Pod affinity follows the pod labelled podenv=pro; anti-affinity avoids it.
+    apply(
+        &s,
+        dir,
+        "web.yaml",
+        &pod_yaml("web", "podenv: pro", "  nodeSelector: {nodeenv: test}\n"),
+    );
+    assert_eq!(bound(&s, "web"), "n2");
+    let term = "        - labelSelector:\n            matchExpressions: [{key: podenv, operator: In, values: [pro, yyy]}]\n          topologyKey: kubernetes.io/hostname\n";
+    apply(
+        &s,
+        dir,
+        "near.yaml",
+        &pod_yaml(
+            "near",
+            "",
+            &format!(
+                "  affinity:\n    podAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n{term}"
+            ),
+        ),
+    );
+    assert_eq!(bound(&s, "near"), "n2");
+    let anti = "        - labelSelector:\n            matchExpressions: [{key: podenv, operator: In, values: [pro]}]\n          topologyKey: kubernetes.io/hostname\n";
+    for i in 0..4 {
+        let name = format!("far{i}");
+        apply(
+            &s,
+            dir,
+            "far.yaml",
+            &pod_yaml(
+                &name,
+                "",
+                &format!(
+                    "  affinity:\n    podAntiAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n{anti}"
+                ),
+            ),
+        );
+        assert_ne!(bound(&s, &name), "n2");
+    }
+}
+
+#[test]
+fn taints_resources_and_their_messages() {
+    let (tmp, s) = server(&[]);
+    let dir = tmp.path();
+    three_nodes(&s, dir);
+    s.kubectl_ok(&["cordon", "n2", "n3"]).unwrap();
+    s.kubectl_ok(&["taint", "node", "n1", "tag=test:PreferNoSchedule"])
+        .unwrap();
+    apply(&s, dir, "a.yaml", &pod_yaml("a", "", ""));
+    assert_eq!(bound(&s, "a"), "n1");
+    s.kubectl_ok(&["taint", "node", "n1", "tag=test:NoSchedule"])
+        .unwrap();
+    apply(&s, dir, "b.yaml", &pod_yaml("b", "", ""));
+    assert_eq!(
+        unschedulable(&s, "b"),
+        "0/3 nodes are available: 1 node(s) had untolerated taint {tag: test}, 2 node(s) were unschedulable. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
+    );
+    let tolerating =
+        "  tolerations: [{key: tag, operator: Equal, value: test, effect: NoSchedule}]\n";
+    apply(&s, dir, "c.yaml", &pod_yaml("c", "", tolerating));
+    assert_eq!(bound(&s, "c"), "n1");
+    // Removing the taint lets the waiting pod in.
+    s.kubectl_ok(&["taint", "node", "n1", "tag=test:NoSchedule-"])
+        .unwrap();
+    assert_eq!(bound(&s, "b"), "n1");
+
+    s.kubectl_ok(&["uncordon", "n2", "n3"]).unwrap();
+    let huge =
+        "  containers: [{name: c, image: busybox, resources: {requests: {memory: 1000Gi}}}]\n";
+    let yaml =
+        pod_yaml("huge", "", huge).replace("  containers: [{name: c, image: busybox}]\n", "");
+    apply(&s, dir, "huge.yaml", &yaml);
+    let message = unschedulable(&s, "huge");
+    assert_eq!(
+        message,
+        "0/3 nodes are available: 3 Insufficient memory. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod."
+    );
+    let described = s.kubectl_ok(&["describe", "pod", "huge"]).unwrap();
+    assert!(described.contains("Insufficient memory"), "{described}");
+    assert!(described.contains("FailedScheduling"), "{described}");
+}
+
+#[test]
+fn a_burst_never_overcommits_a_node() {
+    // Slow binds: only the scheduler's assumed pods, not the informer, keep it honest.
+    let (tmp, s) = server(&["--scheduler-bind-delay", "20ms"]);
+    let dir = tmp.path();
+    let nodes: String = (0..10)
+        .map(|i| node_yaml(&format!("n{i}"), "", "4", "64Gi"))
+        .collect();
+    apply(&s, dir, "nodes.yaml", &nodes);
+    // 500 pods of 120m: 60 CPUs asked of 40; 33 fit on each node.
+    let resources =
+        "  containers: [{name: c, image: busybox, resources: {requests: {cpu: 120m}}}]\n";
+    let pods: String = (0..500)
+        .map(|i| {
+            pod_yaml(&format!("p{i}"), "app: burst", resources)
+                .replace("  containers: [{name: c, image: busybox}]\n", "")
+        })
+        .collect();
+    apply(&s, dir, "pods.yaml", &pods);
+    let counts = eventually("the burst to settle", Duration::from_secs(120), || {
+        let out = s.kubectl_ok(&["get", "pods", "-o", "json"]).unwrap();
+        let list: Value = serde_json::from_str(&out).unwrap();
+        let items = list["items"].as_array().unwrap();
+        let mut per_node = std::collections::BTreeMap::<String, usize>::new();
+        let mut pending_reported = 0;
+        for p in items {
+            match p["spec"]["nodeName"].as_str() {
+                Some(n) => *per_node.entry(n.to_string()).or_default() += 1,
+                None => {
+                    let reported = p["status"]["conditions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|c| {
+                            c["type"] == "PodScheduled"
+                                && c["message"]
+                                    .as_str()
+                                    .unwrap_or("")
+                                    .contains("10 Insufficient cpu")
+                        });
+                    pending_reported += usize::from(reported);
+                }
+            }
+        }
+        let bound: usize = per_node.values().sum();
+        (bound == 330 && pending_reported == 170).then_some(per_node)
+    });
+    for (node, count) in counts {
+        assert_eq!(count, 33, "{node}");
+    }
+}
+
+#[test]
+fn a_higher_priority_pod_preempts() {
+    let (tmp, s) = server(&[]);
+    let dir = tmp.path();
+    apply(&s, dir, "node.yaml", &node_yaml("n1", "", "1", "8Gi"));
+    let asks = |cpu: &str| {
+        format!(
+            "  containers: [{{name: c, image: busybox, resources: {{requests: {{cpu: {cpu}}}}}}}]\n"
+        )
+    };
+    let strip = |y: String| y.replace("  containers: [{name: c, image: busybox}]\n", "");
+    apply(
+        &s,
+        dir,
+        "low.yaml",
+        &strip(pod_yaml("low", "", &asks("800m"))),
+    );
+    assert_eq!(bound(&s, "low"), "n1");
+    apply(
+        &s,
+        dir,
+        "high-class.yaml",
+        "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: high}\nvalue: 1000\n",
+    );
+    let high = format!("{}  priorityClassName: high\n", asks("500m"));
+    apply(&s, dir, "high.yaml", &strip(pod_yaml("high", "", &high)));
+    // The victim is deleted gracefully (its node would finish that) and the preemptor
+    // nominated to its node.
+    eventually(
+        "the low pod to be preempted",
+        Duration::from_secs(20),
+        || {
+            let out = s
+                .kubectl_ok(&[
+                    "get",
+                    "pod",
+                    "low",
+                    "-o",
+                    "jsonpath={.metadata.deletionTimestamp}",
+                ])
+                .unwrap();
+            (!out.is_empty()).then_some(())
+        },
+    );
+    let nominated = eventually("the nomination", Duration::from_secs(20), || {
+        let out = s
+            .kubectl_ok(&[
+                "get",
+                "pod",
+                "high",
+                "-o",
+                "jsonpath={.status.nominatedNodeName}",
+            ])
+            .unwrap();
+        (!out.is_empty()).then_some(out)
+    });
+    assert_eq!(nominated, "n1");
+    let preempted = s
+        .kubectl_ok(&[
+            "get",
+            "events",
+            "--field-selector=involvedObject.name=low,reason=Preempted",
+            "-o",
+            "jsonpath={.items[0].message}",
+        ])
+        .unwrap();
+    assert!(
+        preempted.starts_with("Preempted by pod ") && preempted.ends_with(" on node n1"),
+        "{preempted}"
+    );
+    // No kubelet here: finish the graceful delete as the node would.
+    s.kubectl_ok(&["delete", "pod", "low", "--grace-period=0", "--force"])
+        .unwrap();
+    assert_eq!(bound(&s, "high"), "n1");
+}
