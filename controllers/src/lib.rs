@@ -12,6 +12,7 @@ pub mod resourcequota;
 pub mod rootca;
 pub mod scheduler;
 pub mod serviceaccount;
+pub mod tainteviction;
 
 use std::time::Duration;
 
@@ -192,6 +193,15 @@ async fn start_controllers(
         async move {
             quotas.run(shutdown).await;
             "resourcequota"
+        }
+    });
+    // As upstream, the taint eviction controller uses the node controller's account.
+    let taints = tainteviction::TaintEviction::new(client("node-controller").await?, informers);
+    controllers.spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            taints.run(shutdown).await;
+            "taint-eviction-controller"
         }
     });
     Ok(controllers)

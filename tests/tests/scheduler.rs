@@ -236,6 +236,67 @@ fn taints_resources_and_their_messages() {
         .unwrap();
     assert_eq!(bound(&s, "b"), "n1");
 
+    // NoExecute: untolerated pods are evicted at once, a pod tolerating it for 2 s after 2 s.
+    let for_a_while =
+        "  tolerations: [{key: tag, operator: Exists, effect: NoExecute, tolerationSeconds: 2}]\n";
+    apply(&s, dir, "slow.yaml", &pod_yaml("slow", "", for_a_while));
+    assert_eq!(bound(&s, "slow"), "n1");
+    s.kubectl_ok(&["taint", "node", "n1", "tag=test:NoExecute"])
+        .unwrap();
+    let deleting = |pod: &str| {
+        !s.kubectl_ok(&[
+            "get",
+            "pod",
+            pod,
+            "-o",
+            "jsonpath={.metadata.deletionTimestamp}",
+        ])
+        .unwrap()
+        .is_empty()
+    };
+    let started = Instant::now();
+    eventually(
+        "the untolerated pods to be evicted",
+        Duration::from_secs(20),
+        || ["a", "b", "c"].iter().all(|p| deleting(p)).then_some(()),
+    );
+    if started.elapsed() < Duration::from_millis(1500) {
+        assert!(
+            !deleting("slow"),
+            "a pod tolerating NoExecute for 2 s went early"
+        );
+    }
+    eventually(
+        "the tolerating pod's time to run out",
+        Duration::from_secs(20),
+        || deleting("slow").then_some(()),
+    );
+    let condition = s
+        .kubectl_ok(&[
+            "get",
+            "pod",
+            "a",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"DisruptionTarget\")].reason}",
+        ])
+        .unwrap();
+    assert_eq!(condition, "DeletionByTaintManager");
+    let event = s
+        .kubectl_ok(&[
+            "get",
+            "events",
+            "--field-selector=involvedObject.name=a,reason=TaintManagerEviction",
+            "-o",
+            "jsonpath={.items[0].message}",
+        ])
+        .unwrap();
+    assert_eq!(event, "Marking for deletion Pod default/a");
+    let tolerating =
+        "  tolerations: [{key: tag, operator: Equal, value: test, effect: NoExecute}]\n";
+    apply(&s, dir, "d.yaml", &pod_yaml("d", "", tolerating));
+    assert_eq!(bound(&s, "d"), "n1");
+    s.kubectl_ok(&["taint", "node", "n1", "tag-"]).unwrap();
+
     s.kubectl_ok(&["uncordon", "n2", "n3"]).unwrap();
     let huge =
         "  containers: [{name: c, image: busybox, resources: {requests: {memory: 1000Gi}}}]\n";
