@@ -16,6 +16,8 @@ pub struct PodInfo {
     pub requests: Resources,
     pub non_zero: Resources,
     pub priority: i64,
+    /// Whether it has pod affinity or anti-affinity terms (that other pods' cycles check).
+    pub has_affinity: bool,
 }
 
 impl PodInfo {
@@ -25,6 +27,10 @@ impl PodInfo {
             requests: resources::pod_requests(&pod, false),
             non_zero: resources::pod_requests(&pod, true),
             priority: priority(&pod),
+            has_affinity: ["podAffinity", "podAntiAffinity"].iter().any(|k| {
+                pod.pointer(&format!("/spec/affinity/{k}"))
+                    .is_some_and(|v| !v.is_null())
+            }),
             pod,
         }
     }
@@ -100,6 +106,8 @@ pub struct NodeInfo {
     pub non_zero_requested: Resources,
     pub pods: Vec<Arc<PodInfo>>,
     pub used_ports: Vec<HostPort>,
+    /// How many of its pods have pod affinity terms.
+    pub affinity_pods: usize,
 }
 
 impl NodeInfo {
@@ -120,6 +128,7 @@ impl NodeInfo {
         self.requested.add(&info.requests);
         self.non_zero_requested.add(&info.non_zero);
         self.used_ports.extend(host_ports(&info.pod));
+        self.affinity_pods += usize::from(info.has_affinity);
         self.pods.push(info);
     }
 
@@ -130,6 +139,7 @@ impl NodeInfo {
         let info = self.pods.swap_remove(at);
         self.requested.sub(&info.requests);
         self.non_zero_requested.sub(&info.non_zero);
+        self.affinity_pods -= usize::from(info.has_affinity);
         for port in host_ports(&info.pod) {
             if let Some(i) = self.used_ports.iter().position(|p| *p == port) {
                 self.used_ports.swap_remove(i);

@@ -347,11 +347,15 @@ impl Cycle {
             || !anti_affinity.is_empty()
             || !preferred.is_empty()
             || !preferred_anti.is_empty();
+        let any_affinity = nodes.iter().any(|n| n.affinity_pods > 0);
         for node in nodes {
             for image in array(node.node().pointer("/status/images")) {
                 for name in array(image.get("names")).iter().filter_map(Value::as_str) {
                     *image_nodes.entry(name.to_string()).or_default() += 1;
                 }
+            }
+            if !needs_pods && !any_affinity {
+                continue;
             }
             for existing in &node.pods {
                 if needs_pods {
@@ -381,8 +385,7 @@ impl Cycle {
                     }
                 }
                 // Existing pods' terms about the incoming pod (symmetry).
-                let spec_affinity = existing.pod.pointer("/spec/affinity");
-                if spec_affinity.is_none_or(Value::is_null) {
+                if !existing.has_affinity {
                     continue;
                 }
                 for term in terms(&existing.pod, REQUIRED_ANTI, false) {

@@ -83,6 +83,8 @@ struct State {
     active: BinaryHeap<Active>,
     backoff: BTreeMap<(Instant, u64), String>,
     places: HashMap<String, Place>,
+    /// The keys whose place is `Unschedulable` (so moves look only at them).
+    parked: HashSet<String>,
     meta: HashMap<String, Meta>,
     /// Keys that changed while being scheduled: requeued at once if that attempt fails.
     touched: HashSet<String>,
@@ -129,10 +131,31 @@ impl State {
     /// Take `key` out of wherever it waits (the active heap drops stale entries lazily).
     fn unplace(&mut self, key: &str) -> Option<Place> {
         let place = self.places.remove(key)?;
-        if let Place::Backoff(until, seq) = place {
-            self.backoff.remove(&(until, seq));
+        match place {
+            Place::Backoff(until, seq) => {
+                self.backoff.remove(&(until, seq));
+            }
+            Place::Unschedulable(..) => {
+                self.parked.remove(key);
+            }
+            Place::Active | Place::InFlight => {}
         }
         Some(place)
+    }
+
+    /// Move parked keys matching `pick` to backoff or active; how many moved.
+    fn unpark(&mut self, now: Instant, pick: impl Fn(&Place) -> bool) -> usize {
+        let moving: Vec<String> = self
+            .parked
+            .iter()
+            .filter(|k| self.places.get(*k).is_some_and(&pick))
+            .cloned()
+            .collect();
+        for key in &moving {
+            self.unplace(key);
+            self.push_backoff_or_active(key, now);
+        }
+        moving.len()
     }
 
     fn flush_backoff(&mut self, now: Instant) {
@@ -256,6 +279,7 @@ impl SchedulingQueue {
         } else {
             s.places
                 .insert(key.to_string(), Place::Unschedulable(now, hints));
+            s.parked.insert(key.to_string());
         }
         drop(s);
         self.wake.notify_one();
@@ -286,40 +310,30 @@ impl SchedulingQueue {
     pub fn move_all(&self, hints: u8) {
         let mut s = self.state.lock();
         s.move_cycle = s.cycle;
-        let now = Instant::now();
-        let waiting: Vec<String> = s
-            .places
-            .iter()
-            .filter(|(_, p)| matches!(p, Place::Unschedulable(_, h) if h & hints != 0))
-            .map(|(k, _)| k.clone())
-            .collect();
-        if waiting.is_empty() {
+        if s.parked.is_empty() {
             return;
         }
-        for key in waiting {
-            s.places.remove(&key);
-            s.push_backoff_or_active(&key, now);
-        }
+        let now = Instant::now();
+        let moved = s.unpark(
+            now,
+            |p| matches!(p, Place::Unschedulable(_, h) if h & hints != 0),
+        );
         drop(s);
-        self.wake.notify_one();
+        if moved > 0 {
+            self.wake.notify_one();
+        }
     }
 
     /// Retry the pods unschedulable for longer than [`MAX_UNSCHEDULABLE`].
     pub fn flush_stale(&self) {
         let mut s = self.state.lock();
         let now = Instant::now();
-        let stale: Vec<String> = s
-            .places
-            .iter()
-            .filter(|(_, p)| matches!(p, Place::Unschedulable(since, _) if now - *since >= MAX_UNSCHEDULABLE))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in &stale {
-            s.places.remove(key);
-            s.push_backoff_or_active(key, now);
-        }
+        let moved = s.unpark(
+            now,
+            |p| matches!(p, Place::Unschedulable(since, _) if now - *since >= MAX_UNSCHEDULABLE),
+        );
         drop(s);
-        if !stale.is_empty() {
+        if moved > 0 {
             self.wake.notify_one();
         }
     }
