@@ -5,9 +5,11 @@ pub mod controller;
 pub mod credentials;
 pub mod events;
 pub mod informer;
+pub mod labels;
 pub mod namespace;
 pub mod quantity;
 pub mod queue;
+pub mod replicaset;
 pub mod resourcequota;
 pub mod rootca;
 pub mod scheduler;
@@ -195,6 +197,21 @@ async fn start_controllers(
             "resourcequota"
         }
     });
+    for kind in [
+        replicaset::Kind::replica_sets(),
+        replicaset::Kind::replication_controllers(),
+    ] {
+        let name = kind.controller;
+        let controller =
+            replicaset::ReplicaSetController::new(kind, client(name).await?, informers);
+        controllers.spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                controller.run(shutdown).await;
+                name
+            }
+        });
+    }
     // As upstream, the taint eviction controller uses the node controller's account.
     let taints = tainteviction::TaintEviction::new(client("node-controller").await?, informers);
     controllers.spawn({

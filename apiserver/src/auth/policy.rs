@@ -128,6 +128,23 @@ fn controller_roles() -> Vec<(&'static str, Vec<Value>)> {
             with_events(vec![r(&["create", "update"], &[""], &["configmaps"])]),
         ),
         (
+            "replication-controller",
+            with_events(vec![
+                r(
+                    &["get", "list", "watch", "update"],
+                    &[""],
+                    &["replicationcontrollers"],
+                ),
+                r(&["update"], &[""], &["replicationcontrollers/status"]),
+                r(&["update"], &[""], &["replicationcontrollers/finalizers"]),
+                r(
+                    &["list", "watch", "patch", "create", "delete"],
+                    &[""],
+                    &["pods"],
+                ),
+            ]),
+        ),
+        (
             "replicaset-controller",
             with_events(vec![
                 r(

@@ -56,37 +56,7 @@ fn str_at<'a>(value: &'a Value, pointer: &str) -> &'a str {
 // ---------------------------------------------------------------------------------------------
 // Selectors
 
-/// A `metav1.LabelSelector`: `None` (absent) selects nothing, `{}` everything.
-pub fn label_selector_matches(
-    selector: Option<&Value>,
-    labels: Option<&Map<String, Value>>,
-) -> bool {
-    let Some(selector) = selector.filter(|s| s.is_object()) else {
-        return false;
-    };
-    let label = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
-    let by_labels = selector
-        .get("matchLabels")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .all(|(k, v)| label(k) == v.as_str());
-    by_labels
-        && array(selector.get("matchExpressions")).iter().all(|e| {
-            let values: Vec<&str> = array(e.get("values"))
-                .iter()
-                .filter_map(Value::as_str)
-                .collect();
-            let key = str_at(e, "/key");
-            match str_at(e, "/operator") {
-                "In" => label(key).is_some_and(|v| values.contains(&v)),
-                "NotIn" => label(key).is_none_or(|v| !values.contains(&v)),
-                "Exists" => label(key).is_some(),
-                "DoesNotExist" => label(key).is_none(),
-                _ => false,
-            }
-        })
-}
+pub use crate::labels::label_selector_matches;
 
 /// One `NodeSelectorRequirement` against a value (a label, or a field for matchFields).
 fn requirement_matches(req: &Value, value: Option<&str>) -> bool {
