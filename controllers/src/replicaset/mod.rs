@@ -775,13 +775,12 @@ fn on_pod(
             }
             match new_owner {
                 Some(key) => queue.add(&key),
-                None if controller_ref(new).is_none() => {
-                    if old.pointer("/metadata/labels") != new.pointer("/metadata/labels")
-                        || old_owner.is_some()
-                    {
-                        for key in matching_owners(kind, owners, new) {
-                            queue.add(&key);
-                        }
+                None if controller_ref(new).is_none()
+                    && (old.pointer("/metadata/labels") != new.pointer("/metadata/labels")
+                        || old_owner.is_some()) =>
+                {
+                    for key in matching_owners(kind, owners, new) {
+                        queue.add(&key);
                     }
                 }
                 None => {}
