@@ -60,7 +60,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     // Anything that stops early cancels `shutdown`, which stops the rest, and its error is the
     // process's.
     let controllers = match controllers_client(&api) {
-        Ok(config) => tokio::spawn(k1s_controllers::run(config, shutdown.clone())),
+        Ok(config) => tokio::spawn(k1s_controllers::run_with(
+            config,
+            k1s_controllers::Options {
+                identity: leader_identity(&args.data_dir),
+                ..Default::default()
+            },
+            shutdown.clone(),
+        )),
         Err(e) => {
             shutdown.cancel();
             return finish(api, store, Err(e)).await;
@@ -68,6 +75,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     };
     let scheduler_options = k1s_controllers::scheduler::Options {
         bind_delay: args.scheduler_bind_delay,
+        identity: leader_identity(&args.data_dir),
     };
     let scheduler = match component_client(&api, "system:kube-scheduler", "kube-scheduler") {
         Ok(config) => tokio::spawn(k1s_controllers::scheduler::run(
@@ -93,6 +101,20 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 .and_then(|r| r.context("the scheduler stopped")),
         );
     finish(api, store, result).await
+}
+
+/// This server's identity for leader leases: the host name and a digest of the data
+/// directory, so a restarted server takes its leases back at once while two servers sharing a
+/// store (even on one host) contend.
+fn leader_identity(data_dir: &std::path::Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "k1s".into());
+    let path = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    path.hash(&mut hasher);
+    format!("{host}_{:016x}", hasher.finish())
 }
 
 /// Wait for the API server to stop, close the store, and return `result` (or the store's error).

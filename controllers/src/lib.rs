@@ -6,6 +6,7 @@ pub mod credentials;
 pub mod events;
 pub mod informer;
 pub mod labels;
+pub mod leaderelection;
 pub mod namespace;
 pub mod quantity;
 pub mod queue;
@@ -70,12 +71,16 @@ pub struct Options {
     /// How often every quota's usage is recomputed in full (kube-controller-manager's
     /// `--resource-quota-sync-period`, 5 minutes).
     pub resource_quota_sync_period: Duration,
+    /// Who this process is when contending for the leader leases: stable across restarts
+    /// of one server (so a restart takes its lease back at once), distinct between servers.
+    pub identity: String,
 }
 
 impl Default for Options {
     fn default() -> Options {
         Options {
             resource_quota_sync_period: resourcequota::DEFAULT_SYNC_PERIOD,
+            identity: leaderelection::identity(),
         }
     }
 }
@@ -120,6 +125,28 @@ pub async fn run_with(
             return Err(e);
         }
     };
+    let mut elector = leaderelection::Elector::new(
+        informers_client.clone(),
+        "kube-system",
+        "kube-controller-manager",
+        options.identity.clone(),
+    );
+    if !elector.acquire(&shutdown).await {
+        builder.stopped().await;
+        return Ok(());
+    }
+    let leader = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let kept = elector.keep(&shutdown).await;
+            if kept {
+                elector.release().await;
+            } else {
+                shutdown.cancel();
+            }
+            kept
+        })
+    };
     let informers = informer::Informers::new(informers_client, shutdown.clone());
     let controllers =
         match start_controllers(&builder, &informers, &config, &options, &shutdown).await {
@@ -132,9 +159,15 @@ pub async fn run_with(
             }
         };
     tracing::info!(server = %config.server, "controllers started");
-    let result = supervise(controllers, &shutdown).await;
+    let mut result = supervise(controllers, &shutdown).await;
     informers.stopped().await;
     builder.stopped().await;
+    if let Ok(false) = leader.await {
+        result = Err(Error::Stopped {
+            name: "leader-election",
+            message: "the leader lease was lost".into(),
+        });
+    }
     result
 }
 

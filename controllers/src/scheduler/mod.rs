@@ -40,6 +40,8 @@ const MIN_FEASIBLE: usize = 100;
 pub struct Options {
     /// Wait this long before each bind (tests use it to show assumed pods at work).
     pub bind_delay: Duration,
+    /// Who this process is when contending for the `kube-scheduler` lease.
+    pub identity: String,
 }
 
 /// Upstream's `numFeasibleNodesToFind` with the adaptive percentage.
@@ -501,9 +503,37 @@ pub async fn run(
             });
         }
     };
+    let mut elector = crate::leaderelection::Elector::new(
+        client.clone(),
+        "kube-system",
+        "kube-scheduler",
+        options.identity.clone(),
+    );
+    if !elector.acquire(&shutdown).await {
+        return Ok(());
+    }
+    let leader = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let kept = elector.keep(&shutdown).await;
+            if kept {
+                elector.release().await;
+            } else {
+                shutdown.cancel();
+            }
+            kept
+        })
+    };
     let informers = Informers::new(client.clone(), shutdown.clone());
     let scheduler = Scheduler::new(client, &informers, options);
     scheduler.run(shutdown.clone()).await;
+    if let Ok(false) = leader.await {
+        informers.stopped().await;
+        return Err(crate::Error::Stopped {
+            name: "scheduler",
+            message: "the leader lease was lost".into(),
+        });
+    }
     let result = if shutdown.is_cancelled() {
         Ok(())
     } else {
