@@ -4,6 +4,7 @@ pub mod client;
 pub mod controller;
 pub mod informer;
 pub mod namespace;
+pub mod nodeipam;
 pub mod quantity;
 pub mod queue;
 pub mod resourcequota;
@@ -52,12 +53,16 @@ pub struct Options {
     /// How often every quota's usage is recomputed in full (kube-controller-manager's
     /// `--resource-quota-sync-period`, 5 minutes).
     pub resource_quota_sync_period: Duration,
+    /// Where nodes' pod CIDRs come from (`--cluster-cidr`, `--node-cidr-mask-size`); `None`
+    /// runs no node IPAM controller.
+    pub node_ipam: Option<nodeipam::Config>,
 }
 
 impl Default for Options {
     fn default() -> Options {
         Options {
             resource_quota_sync_period: resourcequota::DEFAULT_SYNC_PERIOD,
+            node_ipam: nodeipam::Config::new(nodeipam::DEFAULT_CLUSTER_CIDR, None).ok(),
         }
     }
 }
@@ -123,6 +128,16 @@ pub async fn run_with(
             "resourcequota"
         }
     });
+    if let Some(ipam) = options.node_ipam {
+        let ipam = nodeipam::NodeIpamController::new(client.clone(), &informers, ipam);
+        controllers.spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                ipam.run(shutdown).await;
+                "node-ipam"
+            }
+        });
+    }
     tracing::info!(server = %config.server, "controllers starting");
 
     let mut result = Ok(());

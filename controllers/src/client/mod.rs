@@ -413,6 +413,8 @@ impl PatchType {
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// `Impersonate-User` / `Impersonate-Group` values sent with every request of this clone.
+    impersonate: Option<Arc<(String, Vec<String>)>>,
 }
 
 impl fmt::Debug for Client {
@@ -487,7 +489,18 @@ impl Client {
                 user_agent: config.user_agent.clone(),
                 connection: tokio::sync::Mutex::new(None),
             }),
+            impersonate: None,
         })
+    }
+
+    /// A clone that acts as `user` in `groups` (`Impersonate-User`, `Impersonate-Group`) on the
+    /// same connection; the server checks that this client's identity may impersonate them.
+    pub fn impersonating(&self, user: &str, groups: &[&str]) -> Client {
+        let groups = groups.iter().map(|g| g.to_string()).collect();
+        Client {
+            inner: self.inner.clone(),
+            impersonate: Some(Arc::new((user.to_string(), groups))),
+        }
     }
 
     /// The shared connection, (re)established when there is none or it has closed.
@@ -551,6 +564,12 @@ impl Client {
                 .uri(&uri)
                 .header(header::ACCEPT, accept)
                 .header(header::USER_AGENT, &self.inner.user_agent);
+            if let Some((user, groups)) = self.impersonate.as_deref() {
+                req = req.header("impersonate-user", user);
+                for group in groups {
+                    req = req.header("impersonate-group", group);
+                }
+            }
             let content = match &body {
                 Some((content_type, bytes)) => {
                     req = req.header(header::CONTENT_TYPE, *content_type);
