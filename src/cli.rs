@@ -107,7 +107,8 @@ pub struct ServerArgs {
     pub node_cidr_mask_size: Option<u8>,
     /// Register this many simulated nodes (named `<--simulated-node-prefix><i>`): Nodes with a
     /// Lease whose pods run by their status alone (no containers), for scheduling and scale
-    /// tests.
+    /// tests. Each needs a block of `--cluster-cidr`: more than 256 nodes need a larger one
+    /// (e.g. 10.0.0.0/8) or a longer `--node-cidr-mask-size`.
     #[arg(long, default_value_t = 0)]
     pub simulated_nodes: usize,
     /// The names of the simulated nodes start with this.

@@ -15,6 +15,19 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let node_ipam =
         k1s_controllers::nodeipam::Config::new(&args.cluster_cidr, args.node_cidr_mask_size)
             .map_err(anyhow::Error::msg)?;
+    let blocks = 1u128
+        .checked_shl(u32::from(
+            node_ipam.node_mask_size - node_ipam.cluster_cidr.prefix,
+        ))
+        .unwrap_or(u128::MAX);
+    if args.simulated_nodes as u128 > blocks {
+        tracing::warn!(
+            nodes = args.simulated_nodes,
+            cluster_cidr = %node_ipam.cluster_cidr,
+            node_cidr_mask_size = node_ipam.node_mask_size,
+            "the cluster CIDR has room for {blocks} nodes only: the others get no pod CIDR, and their pods do not start"
+        );
+    }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create data directory {}", args.data_dir.display()))?;
     let backend = if args.ephemeral {

@@ -325,3 +325,50 @@ fn an_exhausted_cluster_cidr_is_reported_on_the_node() {
         }
     });
 }
+
+/// Create pod `name` bound to `node` and wait until it runs; its pod IP.
+fn run_pod(s: &Server, dir: &std::path::Path, name: &str, node: &str) -> String {
+    let pod = format!(
+        r#"{{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "{name}", "namespace": "default"}},
+            "spec": {{"nodeName": "{node}", "restartPolicy": "Never", "containers": [{{"name": "app", "image": "busybox"}}]}}}}"#
+    );
+    let manifest = dir.join(format!("{name}.json"));
+    std::fs::write(&manifest, pod).unwrap();
+    s.kubectl_ok(&["create", "-f", manifest.to_str().unwrap()])
+        .unwrap();
+    eventually(&format!("pod {name} to run"), || {
+        let pod = json(s, &["get", "pod", name])?;
+        let ip = text(&pod, "/status/podIP");
+        if text(&pod, "/status/phase") == "Running" && !ip.is_empty() && ready(&pod) {
+            Ok(ip.to_string())
+        } else {
+            Err(pod["status"].to_string())
+        }
+    })
+}
+
+#[test]
+fn a_restarted_server_adopts_its_simulated_nodes_and_their_pods() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let args = ["--simulated-nodes", "1"];
+    let s = Server::start(data.clone(), &args).unwrap();
+    let before = ready_nodes(&s, "sim-node-", 1);
+    let first = run_pod(&s, tmp.path(), "first", "sim-node-0");
+    assert_eq!(first, "10.42.0.2");
+    s.stop().unwrap();
+
+    let s = Server::start(data, &args).unwrap();
+    let after = ready_nodes(&s, "sim-node-", 1);
+    assert_eq!(after[0]["metadata"]["uid"], before[0]["metadata"]["uid"]);
+    assert_eq!(after[0]["spec"]["podCIDR"], "10.42.0.0/24");
+    assert_eq!(
+        after[0]["status"]["addresses"],
+        before[0]["status"]["addresses"]
+    );
+    // The running pod keeps its IP, and a new pod does not get it again.
+    let second = run_pod(&s, tmp.path(), "second", "sim-node-0");
+    assert_eq!(second, "10.42.0.3");
+    let pod = json(&s, &["get", "pod", "first"]).unwrap();
+    assert_eq!(text(&pod, "/status/podIP"), first);
+}
