@@ -258,8 +258,9 @@ struct Simulator {
     /// Pod IPs handed out, per node (created when the node's first pod starts).
     pod_ips: Mutex<HashMap<u32, PodIps>>,
     /// The IP each pod on our nodes holds, by pod key.
-    assigned: Arc<Mutex<HashMap<String, (u32, String)>>>,
-    pending: Arc<Mutex<HashMap<String, Pending>>>,
+    assigned: Mutex<HashMap<String, (u32, String)>>,
+    /// Pods waiting for their start or the end of their deletion.
+    pending: Mutex<HashMap<String, Pending>>,
 }
 
 /// Run the nodes of `config` against the server `client` reaches until `shutdown`. The
@@ -300,8 +301,6 @@ pub async fn run(client: Client, config: Config, shutdown: CancellationToken) ->
     let informers = Informers::new(client.clone(), shutdown.clone());
     let pods = informers.informer(&pods());
     let queue = WorkQueue::new("simulated-pods", RateLimiter::default());
-    let assigned: Arc<Mutex<HashMap<String, (u32, String)>>> = Arc::default();
-    let pending: Arc<Mutex<HashMap<String, Pending>>> = Arc::default();
     let sim = Arc::new(Simulator {
         client,
         kubelet_version,
@@ -311,8 +310,8 @@ pub async fn run(client: Client, config: Config, shutdown: CancellationToken) ->
         pods: pods.clone(),
         queue: queue.clone(),
         pod_ips: Mutex::default(),
-        assigned: assigned.clone(),
-        pending: pending.clone(),
+        assigned: Mutex::default(),
+        pending: Mutex::default(),
         config,
     });
     {
