@@ -127,6 +127,24 @@ fn simulated_nodes_register_run_pods_and_renew_leases() {
     let table = s.kubectl_ok(&["get", "nodes"]).unwrap();
     assert_eq!(table.matches(" Ready ").count(), 3, "{table}");
 
+    // The embedded simulator may act as its nodes and nothing more.
+    for (what, expect) in [
+        ("users/system:node:sim-node-0", "yes"),
+        ("users/system:node:elsewhere", "no"),
+        ("users/admin", "no"),
+        ("groups/system:nodes", "yes"),
+        ("groups/system:masters", "no"),
+    ] {
+        let out = s
+            .kubectl()
+            .args(["auth", "can-i", "impersonate", what])
+            .args(["--as", "system:k1s:node-simulator"])
+            .output()
+            .unwrap();
+        let answer = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert_eq!(answer, expect, "impersonate {what}");
+    }
+
     // A pod bound to a node runs there, with an IP of the node's CIDR.
     let node = &nodes[1];
     let node_name = text(node, "/metadata/name").to_string();
