@@ -1,4 +1,4 @@
-//! The command line: `k1s server`, `k1s agent`, `k1s version`, their flags, and logging set-up.
+//! The command line: `k1s server`, `k1s agent`, `k1s simulate`, `k1s version`, their flags, and logging set-up.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -44,6 +44,9 @@ pub enum Command {
     Server(ServerArgs),
     /// Run a node agent that joins this machine to a server.
     Agent(AgentArgs),
+    /// Add simulated nodes to a running cluster (as `k1s server --simulated-nodes` does), until
+    /// interrupted.
+    Simulate(SimulateArgs),
     /// Print the version.
     Version,
 }
@@ -98,6 +101,75 @@ pub struct ServerArgs {
     /// Delay every bind of the scheduler (tests use it to show assumed pods at work).
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration, hide = true)]
     pub scheduler_bind_delay: Duration,
+    /// The CIDR range pod IPs come from: each node is given a block of it as `spec.podCIDR`.
+    #[arg(long, default_value = k1s_controllers::nodeipam::DEFAULT_CLUSTER_CIDR)]
+    pub cluster_cidr: String,
+    /// The prefix length of each node's block of the cluster CIDR (24 for IPv4, 64 for IPv6
+    /// by default).
+    #[arg(long)]
+    pub node_cidr_mask_size: Option<u8>,
+    /// Register this many simulated nodes (named `<--simulated-node-prefix><i>`): Nodes with a
+    /// Lease whose pods run by their status alone (no containers), for scheduling and scale
+    /// tests. Each needs a block of `--cluster-cidr`: more than 256 nodes need a larger one
+    /// (e.g. 10.0.0.0/8) or a longer `--node-cidr-mask-size`.
+    #[arg(long, default_value_t = 0)]
+    pub simulated_nodes: usize,
+    /// The names of the simulated nodes start with this.
+    #[arg(long, default_value = "sim-node-")]
+    pub simulated_node_prefix: String,
+    #[command(flatten)]
+    pub simulation: SimulationArgs,
+}
+
+/// How simulated nodes behave (`k1s server --simulated-nodes`, `k1s simulate`).
+#[derive(Args, Debug, Clone)]
+pub struct SimulationArgs {
+    /// Each simulated node's capacity (all of it allocatable), as
+    /// `cpu=32,memory=256Gi,pods=110,ephemeral-storage=1Ti`; resources left out keep these
+    /// defaults.
+    #[arg(
+        long,
+        default_value = "cpu=32,memory=256Gi,pods=110,ephemeral-storage=1Ti"
+    )]
+    pub simulated_node_capacity: k1s_agent::simulated::objects::Capacity,
+    /// How often each simulated node renews its Lease in kube-node-lease.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub simulated_node_lease_period: Duration,
+    /// How long after a pod is bound to a simulated node it is Running.
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub simulated_pod_start_delay: Duration,
+    /// How long after a pod on a simulated node is marked for deletion the node finishes the
+    /// deletion.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub simulated_pod_delete_delay: Duration,
+}
+
+impl SimulationArgs {
+    /// The simulator's configuration for `count` nodes named `<prefix><i>`.
+    pub fn config(&self, prefix: &str, count: usize) -> k1s_agent::simulated::Config {
+        k1s_agent::simulated::Config {
+            capacity: self.simulated_node_capacity.clone(),
+            lease_period: self.simulated_node_lease_period,
+            pod_start_delay: self.simulated_pod_start_delay,
+            pod_delete_delay: self.simulated_pod_delete_delay,
+            ..k1s_agent::simulated::Config::new(prefix, count)
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SimulateArgs {
+    /// A kubeconfig whose current context may impersonate nodes (an admin's).
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: PathBuf,
+    /// How many nodes to add.
+    #[arg(long)]
+    pub nodes: usize,
+    /// The nodes are named `<prefix><i>`; give each simulator its own prefix.
+    #[arg(long, default_value = "sim-node-")]
+    pub name_prefix: String,
+    #[command(flatten)]
+    pub simulation: SimulationArgs,
 }
 
 #[derive(Args, Debug, Clone)]

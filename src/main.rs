@@ -15,6 +15,7 @@ fn main() -> std::process::ExitCode {
         }
         cli::Command::Server(args) => run(server::run(args)),
         cli::Command::Agent(args) => run(server::run_agent(args)),
+        cli::Command::Simulate(args) => run(server::run_simulate(args)),
     }
 }
 

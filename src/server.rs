@@ -1,10 +1,10 @@
-//! `k1s server` and `k1s agent`: start the pieces in dependency order and stop them together.
+//! `k1s server`, `k1s agent` and `k1s simulate`: start the pieces in dependency order and stop them together.
 
 use anyhow::Context;
 use k1s_store::{BackendConfig, SledConfig};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{AgentArgs, ServerArgs};
+use crate::cli::{AgentArgs, ServerArgs, SimulateArgs};
 
 /// Start the store, the API server, the controllers and the scheduler (and, as later issues
 /// land, web and agent), then run until SIGINT or SIGTERM. A component ending early shuts
@@ -12,6 +12,22 @@ use crate::cli::{AgentArgs, ServerArgs};
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     spawn_signal_handler(shutdown.clone())?;
+    let node_ipam =
+        k1s_controllers::nodeipam::Config::new(&args.cluster_cidr, args.node_cidr_mask_size)
+            .map_err(anyhow::Error::msg)?;
+    let blocks = 1u128
+        .checked_shl(u32::from(
+            node_ipam.node_mask_size - node_ipam.cluster_cidr.prefix,
+        ))
+        .unwrap_or(u128::MAX);
+    if args.simulated_nodes as u128 > blocks {
+        tracing::warn!(
+            nodes = args.simulated_nodes,
+            cluster_cidr = %node_ipam.cluster_cidr,
+            node_cidr_mask_size = node_ipam.node_mask_size,
+            "the cluster CIDR has room for {blocks} nodes only: the others get no pod CIDR, and their pods do not start"
+        );
+    }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create data directory {}", args.data_dir.display()))?;
     let backend = if args.ephemeral {
@@ -59,12 +75,16 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     );
     // Anything that stops early cancels `shutdown`, which stops the rest, and its error is the
     // process's.
+    let options = k1s_controllers::Options {
+        node_ipam: Some(node_ipam),
+        ..Default::default()
+    };
     let controllers = match controllers_client(&api) {
         Ok(config) => tokio::spawn(k1s_controllers::run_with(
             config,
             k1s_controllers::Options {
                 identity: leader_identity(&args.data_dir),
-                ..Default::default()
+                ..options
             },
             shutdown.clone(),
         )),
@@ -88,9 +108,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             return finish(api, store, Err(e)).await;
         }
     };
+    let simulated = (args.simulated_nodes > 0).then(|| {
+        let config = args
+            .simulation
+            .config(&args.simulated_node_prefix, args.simulated_nodes);
+        tokio::spawn(run_simulated_nodes(&api, config, shutdown.clone()))
+    });
     shutdown.cancelled().await;
     tracing::info!("shutting down");
-    let result = controllers
+    let mut result = controllers
         .await
         .context("the controllers task failed")
         .and_then(|r| r.context("the controllers stopped"))
@@ -100,6 +126,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 .context("the scheduler task failed")
                 .and_then(|r| r.context("the scheduler stopped")),
         );
+    if let Some(task) = simulated {
+        let simulated = task
+            .await
+            .context("the simulated nodes task failed")
+            .and_then(|r| r);
+        result = result.and(simulated);
+    }
     finish(api, store, result).await
 }
 
@@ -151,8 +184,24 @@ fn component_client(
     user: &str,
     binary: &str,
 ) -> anyhow::Result<k1s_controllers::ClientConfig> {
+    client_config(
+        api,
+        user,
+        &[],
+        &format!("{binary}/v{} k1s", env!("CARGO_PKG_VERSION")),
+    )
+}
+
+/// A connection to this server as `user` in `groups`: loopback when it listens on every
+/// address, and a client certificate minted by the cluster CA (held in memory only).
+fn client_config(
+    api: &k1s_apiserver::Running,
+    user: &str,
+    groups: &[&str],
+    user_agent: &str,
+) -> anyhow::Result<k1s_controllers::ClientConfig> {
     let credentials = api
-        .client_credentials(user, &[])
+        .client_credentials(user, groups)
         .with_context(|| format!("cannot issue the client certificate of {user}"))?;
     let ip = match api.local_addr.ip() {
         std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
@@ -170,8 +219,68 @@ fn component_client(
             key_pem: credentials.key_pem,
         },
         // Upstream's form: the API server names the field manager after the part before `/`.
-        user_agent: format!("{binary}/v{} k1s", env!("CARGO_PKG_VERSION")),
+        user_agent: user_agent.to_string(),
     })
+}
+
+/// Who the embedded simulated nodes act through: this user may impersonate exactly its nodes
+/// (the grant lists them) and read nodes and pods, nothing else.
+const SIMULATOR_USER: &str = "system:k1s:node-simulator";
+
+/// The embedded simulated nodes: grant `SIMULATOR_USER` the right to act as them (with an admin
+/// certificate used for that alone), then run them with a certificate for that user until
+/// `shutdown`. A failure shuts the server down.
+fn run_simulated_nodes(
+    api: &k1s_apiserver::Running,
+    config: k1s_agent::simulated::Config,
+    shutdown: CancellationToken,
+) -> impl std::future::Future<Output = anyhow::Result<()>> + use<> {
+    let clients = loopback_client(api, "system:k1s:node-simulator-setup", &["system:masters"])
+        .and_then(|admin| Ok((admin, loopback_client(api, SIMULATOR_USER, &[])?)));
+    async move {
+        let result = async {
+            let (admin, simulator) = clients?;
+            k1s_agent::simulated::grant(&admin, SIMULATOR_USER, &config.names).await?;
+            drop(admin);
+            k1s_agent::simulated::wait_for_grant(&simulator).await;
+            k1s_agent::simulated::run(simulator, config, shutdown.clone()).await?;
+            anyhow::Ok(())
+        }
+        .await
+        .context("the simulated nodes stopped");
+        if result.is_err() {
+            shutdown.cancel();
+        }
+        result
+    }
+}
+
+/// A client of this server for `cn` in `groups` (see [`client_config`]).
+fn loopback_client(
+    api: &k1s_apiserver::Running,
+    cn: &str,
+    groups: &[&str],
+) -> anyhow::Result<k1s_controllers::Client> {
+    let config = client_config(api, cn, groups, &simulator_user_agent())?;
+    k1s_controllers::Client::new(&config).context("cannot build an api client")
+}
+
+/// The simulated nodes' `User-Agent` (and so their field manager, `k1s-simulated-node`).
+fn simulator_user_agent() -> String {
+    format!("k1s-simulated-node/v{} k1s", env!("CARGO_PKG_VERSION"))
+}
+
+/// `k1s simulate`: run simulated nodes against the server a kubeconfig names, acting as each
+/// node through the kubeconfig user's right to impersonate, until SIGINT or SIGTERM.
+pub async fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    spawn_signal_handler(shutdown.clone())?;
+    let config = k1s_agent::kubeconfig::load(&args.kubeconfig, &simulator_user_agent())?;
+    let client = k1s_controllers::Client::new(&config)
+        .with_context(|| format!("cannot build an api client for {}", config.server))?;
+    let config = args.simulation.config(&args.name_prefix, args.nodes);
+    k1s_agent::simulated::run(client, config, shutdown).await?;
+    Ok(())
 }
 
 /// `k1s agent`: joining a server arrives with the agent issue.

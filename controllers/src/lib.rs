@@ -8,6 +8,7 @@ pub mod informer;
 pub mod labels;
 pub mod leaderelection;
 pub mod namespace;
+pub mod nodeipam;
 pub mod quantity;
 pub mod queue;
 pub mod replicaset;
@@ -74,6 +75,9 @@ pub struct Options {
     /// Who this process is when contending for the leader leases: stable across restarts
     /// of one server (so a restart takes its lease back at once), distinct between servers.
     pub identity: String,
+    /// Where nodes' pod CIDRs come from (`--cluster-cidr`, `--node-cidr-mask-size`); `None`
+    /// runs no node IPAM controller.
+    pub node_ipam: Option<nodeipam::Config>,
 }
 
 impl Default for Options {
@@ -81,6 +85,7 @@ impl Default for Options {
         Options {
             resource_quota_sync_period: resourcequota::DEFAULT_SYNC_PERIOD,
             identity: leaderelection::identity(),
+            node_ipam: nodeipam::Config::new(nodeipam::DEFAULT_CLUSTER_CIDR, None).ok(),
         }
     }
 }
@@ -254,6 +259,18 @@ async fn start_controllers(
             "taint-eviction-controller"
         }
     });
+    if let Some(ipam) = options.node_ipam {
+        // Upstream's node-ipam-controller runs as the node controller's account.
+        let ipam =
+            nodeipam::NodeIpamController::new(client("node-controller").await?, informers, ipam);
+        controllers.spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                ipam.run(shutdown).await;
+                "node-ipam"
+            }
+        });
+    }
     Ok(controllers)
 }
 

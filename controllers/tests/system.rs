@@ -79,6 +79,7 @@ async fn the_periodic_resync_repairs_a_quota_status() {
         api.config.clone(),
         Options {
             resource_quota_sync_period: Duration::from_millis(500),
+            ..Options::default()
         },
         api.shutdown.clone(),
     ));

@@ -429,6 +429,8 @@ impl PatchType {
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// `Impersonate-User` / `Impersonate-Group` values sent with every request of this clone.
+    impersonate: Option<Arc<(String, Vec<String>)>>,
 }
 
 impl fmt::Debug for Client {
@@ -512,7 +514,18 @@ impl Client {
                 token,
                 connection: tokio::sync::Mutex::new(None),
             }),
+            impersonate: None,
         })
+    }
+
+    /// A clone that acts as `user` in `groups` (`Impersonate-User`, `Impersonate-Group`) on the
+    /// same connection; the server checks that this client's identity may impersonate them.
+    pub fn impersonating(&self, user: &str, groups: &[&str]) -> Client {
+        let groups = groups.iter().map(|g| g.to_string()).collect();
+        Client {
+            inner: self.inner.clone(),
+            impersonate: Some(Arc::new((user.to_string(), groups))),
+        }
     }
 
     /// The shared connection, (re)established when there is none or it has closed.
@@ -579,6 +592,12 @@ impl Client {
                 .header(header::USER_AGENT, &self.inner.user_agent);
             if let Some(value) = &authorization {
                 req = req.header(header::AUTHORIZATION, value.clone());
+            }
+            if let Some((user, groups)) = self.impersonate.as_deref() {
+                req = req.header("impersonate-user", user);
+                for group in groups {
+                    req = req.header("impersonate-group", group);
+                }
             }
             let content = match &body {
                 Some((content_type, bytes)) => {
