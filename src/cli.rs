@@ -41,7 +41,7 @@ pub enum LogFormat {
 pub enum Command {
     /// Run the control plane (API server, store, controllers, scheduler, dashboard) and, unless
     /// disabled, an agent for this machine.
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Run a node agent that joins this machine to a server.
     Agent(AgentArgs),
     /// Add simulated nodes to a running cluster (as `k1s server --simulated-nodes` does), until

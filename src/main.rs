@@ -13,7 +13,7 @@ fn main() -> std::process::ExitCode {
             println!("k1s version {}", cli::version_string());
             std::process::ExitCode::SUCCESS
         }
-        cli::Command::Server(args) => run(server::run(args)),
+        cli::Command::Server(args) => run(server::run(*args)),
         cli::Command::Agent(args) => run(server::run_agent(args)),
         cli::Command::Simulate(args) => run(server::run_simulate(args)),
     }
