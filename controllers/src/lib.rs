@@ -4,6 +4,7 @@ pub mod client;
 pub mod controller;
 pub mod credentials;
 pub mod events;
+pub mod garbagecollector;
 pub mod informer;
 pub mod namespace;
 pub mod quantity;
@@ -202,6 +203,17 @@ async fn start_controllers(
         async move {
             taints.run(shutdown).await;
             "taint-eviction-controller"
+        }
+    });
+    let garbage_collector = garbagecollector::GarbageCollector::new(
+        client("generic-garbage-collector").await?,
+        informers,
+    );
+    controllers.spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            garbage_collector.run(shutdown).await;
+            "garbagecollector"
         }
     });
     Ok(controllers)
