@@ -297,6 +297,8 @@ enum Next {
 struct Reflector {
     informer: Informer,
     client: Client,
+    /// List and watch `PartialObjectMetadata` (only `metadata`, without `managedFields`).
+    metadata_only: bool,
     /// Server-side watch timeout, in seconds (a random one of 5–10 minutes by default).
     watch_timeout: Option<u32>,
     failures: u32,
@@ -322,8 +324,16 @@ impl Reflector {
                     limit: Some(LIST_PAGE),
                     ..Default::default()
                 };
-                match self.client.list_all(&r, None, &params).await {
-                    Ok((items, resource_version)) => {
+                let listed = if self.metadata_only {
+                    self.client.list_all_metadata(&r, None, &params).await
+                } else {
+                    self.client.list_all(&r, None, &params).await
+                };
+                match listed {
+                    Ok((mut items, resource_version)) => {
+                        if self.metadata_only {
+                            items.iter_mut().for_each(trim_managed_fields);
+                        }
                         tracing::debug!(resource = %r, objects = items.len(), resource_version, "listed");
                         self.informer.replace(items);
                         self.failures = 0;
@@ -344,7 +354,12 @@ impl Reflector {
                     })),
                     ..Default::default()
                 };
-                match self.client.watch(&r, None, &params).await {
+                let watch = if self.metadata_only {
+                    self.client.watch_metadata(&r, None, &params).await
+                } else {
+                    self.client.watch(&r, None, &params).await
+                };
+                match watch {
                     Ok(stream) => State::Watching {
                         resource_version,
                         stream,
@@ -367,25 +382,34 @@ impl Reflector {
                 opened,
                 delivered,
             } => match stream.next().await {
-                Some(Ok(event)) => match handle(&self.informer, event, &mut resource_version) {
-                    Next::Continue => {
-                        self.failures = 0;
-                        State::Watching {
-                            resource_version,
-                            stream,
-                            opened,
-                            delivered: true,
+                Some(Ok(mut event)) => {
+                    if self.metadata_only
+                        && let WatchEvent::Added(o)
+                        | WatchEvent::Modified(o)
+                        | WatchEvent::Deleted(o) = &mut event
+                    {
+                        trim_managed_fields(o);
+                    }
+                    match handle(&self.informer, event, &mut resource_version) {
+                        Next::Continue => {
+                            self.failures = 0;
+                            State::Watching {
+                                resource_version,
+                                stream,
+                                opened,
+                                delivered: true,
+                            }
+                        }
+                        Next::Relist => {
+                            tracing::info!(resource = %r, resource_version, "watch version gone; listing again");
+                            State::Empty
+                        }
+                        Next::Rewatch(message) => {
+                            self.back_off("watch", &message).await;
+                            State::Listed { resource_version }
                         }
                     }
-                    Next::Relist => {
-                        tracing::info!(resource = %r, resource_version, "watch version gone; listing again");
-                        State::Empty
-                    }
-                    Next::Rewatch(message) => {
-                        self.back_off("watch", &message).await;
-                        State::Listed { resource_version }
-                    }
-                },
+                }
                 Some(Err(e)) => {
                     self.back_off("watch", &e.to_string()).await;
                     State::Listed { resource_version }
@@ -458,6 +482,14 @@ fn handle(informer: &Informer, event: WatchEvent, resource_version: &mut String)
     }
 }
 
+/// Drop `metadata.managedFields`, which metadata-only caches never need (kube-controller-manager
+/// trims them from its informers too).
+fn trim_managed_fields(object: &mut Value) {
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+    }
+}
+
 fn resource_version_of(object: &Value) -> Option<&str> {
     resource_version(object).filter(|rv| !rv.is_empty())
 }
@@ -468,6 +500,8 @@ pub struct Informers {
     client: Client,
     shutdown: CancellationToken,
     informers: Arc<Mutex<HashMap<Resource, Informer>>>,
+    /// Metadata-only informers, each with the token that stops it alone.
+    metadata: Arc<Mutex<HashMap<Resource, (Informer, CancellationToken)>>>,
     tasks: TaskTracker,
     watch_timeout: Option<u32>,
 }
@@ -484,6 +518,7 @@ impl Informers {
             client,
             shutdown,
             informers: Default::default(),
+            metadata: Default::default(),
             tasks: TaskTracker::new(),
             watch_timeout: None,
         }
@@ -506,11 +541,51 @@ impl Informers {
         let reflector = Reflector {
             informer: informer.clone(),
             client: self.client.clone(),
+            metadata_only: false,
             watch_timeout: self.watch_timeout,
             failures: 0,
         };
         self.tasks.spawn(reflector.run(self.shutdown.clone()));
         informer
+    }
+
+    /// An informer of `resource` for clients that read only metadata (the garbage
+    /// collector): the full informer if one is running, else one that lists and watches
+    /// `PartialObjectMetadata` (client-go's metadata informer), started if it was not yet.
+    /// Metadata-only informers are not among those `wait_synced` waits for, and can be
+    /// stopped (`stop_metadata_informer`) when their resource is no longer served.
+    pub fn metadata_informer(&self, resource: &Resource) -> Informer {
+        if let Some(full) = self.informers.lock().get(resource) {
+            return full.clone();
+        }
+        let mut metadata = self.metadata.lock();
+        if let Some((informer, _)) = metadata.get(resource) {
+            return informer.clone();
+        }
+        let informer = Informer::new(resource.clone());
+        let stop = self.shutdown.child_token();
+        metadata.insert(resource.clone(), (informer.clone(), stop.clone()));
+        let reflector = Reflector {
+            informer: informer.clone(),
+            client: self.client.clone(),
+            metadata_only: true,
+            watch_timeout: self.watch_timeout,
+            failures: 0,
+        };
+        self.tasks.spawn(reflector.run(stop));
+        informer
+    }
+
+    /// Whether a metadata-only informer of `resource` runs.
+    pub fn has_metadata_informer(&self, resource: &Resource) -> bool {
+        self.metadata.lock().contains_key(resource)
+    }
+
+    /// Stop the metadata-only informer of `resource`, if one runs (a full one is left alone).
+    pub fn stop_metadata_informer(&self, resource: &Resource) {
+        if let Some((_, stop)) = self.metadata.lock().remove(resource) {
+            stop.cancel();
+        }
     }
 
     /// Wait until every informer started so far has synced; false on shutdown.

@@ -1,9 +1,10 @@
-//! The control loops (today the namespace, service account, root CA publisher and resource quota controllers, and the scheduler; Deployment, ReplicaSet and the garbage collector follow) and the runtime they share: an API client, one service-account identity per controller, shared informers, work queues and the reconcile contract. Controllers read through the informers' caches and write through the API, as any client does.
+//! The control loops (namespace, service account, root CA publisher, resource quota, ReplicaSet and ReplicationController, taint eviction, node IPAM, garbage collector; the scheduler) and the runtime they share: an API client, one service-account identity per controller, shared informers, work queues and the reconcile contract. Controllers read through the informers' caches and write through the API, as any client does.
 
 pub mod client;
 pub mod controller;
 pub mod credentials;
 pub mod events;
+pub mod garbagecollector;
 pub mod informer;
 pub mod labels;
 pub mod leaderelection;
@@ -271,6 +272,18 @@ async fn start_controllers(
             }
         });
     }
+    // Last, so it reuses the informers the others opened.
+    let garbage_collector = garbagecollector::GarbageCollector::new(
+        client("generic-garbage-collector").await?,
+        informers,
+    );
+    controllers.spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            garbage_collector.run(shutdown).await;
+            "garbagecollector"
+        }
+    });
     Ok(controllers)
 }
 

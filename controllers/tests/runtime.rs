@@ -399,3 +399,86 @@ async fn informer_caches_resumes_and_relists_after_gone() {
         .await
         .expect("informers stop on shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_informers_hold_only_metadata_and_stop_alone() {
+    let api = api().await;
+    let c = &api.client;
+    let cm = configmaps();
+    c.create(&cm, Some("default"), &configmap("before"))
+        .await
+        .unwrap();
+    let got = c
+        .get_metadata(&cm, Some("default"), "before")
+        .await
+        .unwrap();
+    assert_eq!(got["kind"], "PartialObjectMetadata");
+    assert_eq!(got["metadata"]["name"], "before");
+    assert!(got.get("data").is_none());
+
+    let shutdown = CancellationToken::new();
+    let informers = Informers::new(c.clone(), shutdown.clone()).with_watch_timeout(1);
+    let informer = informers.metadata_informer(&cm);
+    assert!(informers.has_metadata_informer(&cm));
+    let seen = Arc::new(Mutex::new(Vec::<Value>::new()));
+    let sink = seen.clone();
+    informer.add_handler(move |event| {
+        if let Event::Added(o) | Event::Updated { new: o, .. } = event {
+            sink.lock().push((**o).clone());
+        }
+    });
+    assert!(informer.wait_synced(&shutdown).await);
+    c.create(&cm, Some("default"), &configmap("live"))
+        .await
+        .unwrap();
+    eventually("the watched object", || {
+        informer.get("default/live").is_some()
+    })
+    .await;
+    for object in seen
+        .lock()
+        .iter()
+        .chain([&*informer.get("default/before").unwrap()])
+    {
+        assert_eq!(object["kind"], "PartialObjectMetadata", "{object}");
+        assert!(object.get("data").is_none(), "{object}");
+        assert!(
+            object["metadata"].get("managedFields").is_none(),
+            "{object}"
+        );
+        assert!(object["metadata"]["uid"].is_string(), "{object}");
+    }
+
+    // A full informer, once running, is the one metadata readers share.
+    let secrets = Resource::core("secrets", true);
+    let full = informers.informer(&secrets);
+    full.wait_synced(&shutdown).await;
+    assert!(!informers.has_metadata_informer(&secrets));
+    assert_eq!(informers.metadata_informer(&secrets).lists(), full.lists());
+
+    // Stopped alone: no more changes reach it; the others carry on.
+    informers.stop_metadata_informer(&cm);
+    assert!(!informers.has_metadata_informer(&cm));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    c.create(&cm, Some("default"), &configmap("unseen"))
+        .await
+        .unwrap();
+    c.create(
+        &secrets,
+        Some("default"),
+        &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}),
+    )
+    .await
+    .unwrap();
+    eventually("the full informer to go on", || {
+        full.get("default/s").is_some()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(informer.get("default/unseen").is_none());
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), informers.stopped())
+        .await
+        .expect("informers stop on shutdown");
+}

@@ -26,6 +26,11 @@ pub use discovery::{ApiResource, Discovery, DiscoveryFailure};
 pub use token::BearerToken;
 pub use watch::{WatchEvent, WatchStream};
 
+/// `Accept` of metadata-only reads (client-go's metadata client): one object, or a watch
+/// event's object, as a `PartialObjectMetadata`; a list as a `PartialObjectMetadataList`.
+const METADATA: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+const METADATA_LIST: &str = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+
 /// How long a request other than a watch may take, headers and body together.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// HTTP/2 pings keep idle connections (and long watches) honest: a peer that stops answering
@@ -650,11 +655,21 @@ impl Client {
         path: &str,
         body: Option<(&str, &Value)>,
     ) -> Result<Value> {
+        self.request_as(method, path, "application/json", body)
+            .await
+    }
+
+    /// `request` with another `Accept` (the `meta.k8s.io` forms).
+    async fn request_as(
+        &self,
+        method: Method,
+        path: &str,
+        accept: &str,
+        body: Option<(&str, &Value)>,
+    ) -> Result<Value> {
         let encoded = body.map(|(ct, v)| (ct, Bytes::from(v.to_string())));
         let work = async {
-            let response = self
-                .send(method.clone(), path, "application/json", encoded)
-                .await?;
+            let response = self.send(method.clone(), path, accept, encoded).await?;
             let bytes = response
                 .into_body()
                 .collect()
@@ -709,10 +724,44 @@ impl Client {
         namespace: Option<&str>,
         params: &ListParams,
     ) -> Result<(Vec<Value>, String)> {
+        self.list_all_as(r, namespace, params, "application/json")
+            .await
+    }
+
+    /// `list_all` with the items as `PartialObjectMetadata` (only their `metadata`), as
+    /// client-go's metadata client lists.
+    pub async fn list_all_metadata(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        params: &ListParams,
+    ) -> Result<(Vec<Value>, String)> {
+        self.list_all_as(r, namespace, params, METADATA_LIST).await
+    }
+
+    /// One object as a `PartialObjectMetadata` (only its `metadata`).
+    pub async fn get_metadata(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Value> {
+        self.request_as(Method::GET, &r.object_path(namespace, name), METADATA, None)
+            .await
+    }
+
+    async fn list_all_as(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        params: &ListParams,
+        accept: &str,
+    ) -> Result<(Vec<Value>, String)> {
         let mut params = params.clone();
         let mut items = Vec::new();
         loop {
-            let mut page = self.list(r, namespace, &params).await?;
+            let path = params.query().append_to(r.collection_path(namespace));
+            let mut page = self.request_as(Method::GET, &path, accept, None).await?;
             if let Some(Value::Array(page_items)) = page.get_mut("items").map(Value::take) {
                 items.extend(page_items);
             }
@@ -740,6 +789,27 @@ impl Client {
         namespace: Option<&str>,
         params: &WatchParams,
     ) -> Result<WatchStream> {
+        self.watch_as(r, namespace, params, "application/json")
+            .await
+    }
+
+    /// `watch` with each event's object as a `PartialObjectMetadata` (only its `metadata`).
+    pub async fn watch_metadata(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        params: &WatchParams,
+    ) -> Result<WatchStream> {
+        self.watch_as(r, namespace, params, METADATA).await
+    }
+
+    async fn watch_as(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        params: &WatchParams,
+        accept: &str,
+    ) -> Result<WatchStream> {
         let mut q = Query::default();
         q.push("watch", "true");
         q.opt("labelSelector", params.label_selector.as_deref());
@@ -750,16 +820,14 @@ impl Client {
         }
         q.opt("timeoutSeconds", params.timeout_seconds);
         let path = q.append_to(r.collection_path(namespace));
-        let response = tokio::time::timeout(
-            REQUEST_TIMEOUT,
-            self.send(Method::GET, &path, "application/json", None),
-        )
-        .await
-        .map_err(|_| Error::Timeout {
-            method: Method::GET,
-            path: path.clone(),
-            timeout: REQUEST_TIMEOUT,
-        })??;
+        let response =
+            tokio::time::timeout(REQUEST_TIMEOUT, self.send(Method::GET, &path, accept, None))
+                .await
+                .map_err(|_| Error::Timeout {
+                    method: Method::GET,
+                    path: path.clone(),
+                    timeout: REQUEST_TIMEOUT,
+                })??;
         Ok(WatchStream::new(path, response.into_body()))
     }
 
