@@ -1,8 +1,9 @@
-//! The control loops (today the namespace, service account, root CA publisher and resource quota controllers, and the scheduler; Deployment, ReplicaSet and the garbage collector follow) and the runtime they share: an API client, one service-account identity per controller, shared informers, work queues and the reconcile contract. Controllers read through the informers' caches and write through the API, as any client does.
+//! The control loops (today the namespace, service account, root CA publisher, resource quota and Deployment controllers, and the scheduler; ReplicaSet and the garbage collector follow) and the runtime they share: an API client, one service-account identity per controller, shared informers, work queues and the reconcile contract. Controllers read through the informers' caches and write through the API, as any client does.
 
 pub mod client;
 pub mod controller;
 pub mod credentials;
+pub mod deployment;
 pub mod events;
 pub mod informer;
 pub mod namespace;
@@ -193,6 +194,15 @@ async fn start_controllers(
         async move {
             quotas.run(shutdown).await;
             "resourcequota"
+        }
+    });
+    let deployments =
+        deployment::DeploymentController::new(client("deployment-controller").await?, informers);
+    controllers.spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            deployments.run(shutdown).await;
+            "deployment"
         }
     });
     // As upstream, the taint eviction controller uses the node controller's account.
