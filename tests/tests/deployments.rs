@@ -296,6 +296,8 @@ fn rolling_update_history_undo_pause_and_scale() {
     }
     let d = observed(&s, "web");
     assert_eq!(annotation(&d, "deployment.kubernetes.io/revision"), "1");
+    // The revision annotation comes with the status write: the generation stays.
+    assert_eq!(d["metadata"]["generation"], 1);
     assert_eq!(
         condition(&d, "Progressing"),
         (
