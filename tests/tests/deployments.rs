@@ -705,3 +705,89 @@ fn progress_deadline_exceeded() {
             .then_some(())
     });
 }
+
+/// The template as k1s hashes it: nulls, empty lists and empty label, annotation and
+/// nodeSelector maps dropped, keys sorted (the controller's own rule, restated so that a
+/// change to it fails here too).
+fn canonical(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::Array(items) if items.is_empty() => None,
+        Value::Array(items) => Some(format!(
+            "[{}]",
+            items
+                .iter()
+                .filter_map(canonical)
+                .collect::<Vec<_>>()
+                .join(",")
+        )),
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let fields: Vec<String> = keys
+                .into_iter()
+                .filter_map(|k| {
+                    let value = canonical(&map[k])?;
+                    let empty_map = ["labels", "annotations", "nodeSelector"].contains(&k.as_str())
+                        && value == "{}";
+                    (!empty_map).then(|| format!("{}:{value}", Value::String(k.clone())))
+                })
+                .collect();
+            Some(format!("{{{}}}", fields.join(",")))
+        }
+        other => Some(other.to_string()),
+    }
+}
+
+/// `pod-template-hash`: FNV-1a over the canonical template and the collision count, its
+/// decimal digits in upstream's alphabet.
+fn pod_template_hash(template: &Value, collision_count: Option<u32>) -> String {
+    let mut bytes = canonical(template).unwrap().into_bytes();
+    if let Some(count) = collision_count {
+        bytes.extend(count.to_le_bytes());
+        bytes.extend([0; 4]);
+    }
+    let hash = bytes.iter().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    });
+    let alphabet = b"bcdfghjklmnpqrstvwxz2456789";
+    hash.to_string()
+        .bytes()
+        .map(|d| char::from(alphabet[usize::from(d) % alphabet.len()]))
+        .collect()
+}
+
+#[test]
+fn hash_collisions_bump_the_collision_count() {
+    let (tmp, s) = server();
+    apply(
+        &s,
+        &tmp,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  paused: true\n  replicas: 1\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers: [{name: c, image: busybox}]\n",
+    );
+    // Paused from the start: no ReplicaSet yet. Another object takes the name the template's
+    // hash gives.
+    let d = observed(&s, "web");
+    assert!(replica_sets(&s, "web").is_empty());
+    let hash = pod_template_hash(&d["spec"]["template"], None);
+    apply(
+        &s,
+        &tmp,
+        &format!(
+            "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata:\n  name: web-{hash}\nspec:\n  replicas: 0\n  selector:\n    matchLabels: {{app: other}}\n  template:\n    metadata:\n      labels: {{app: other}}\n    spec:\n      containers: [{{name: c, image: busybox}}]\n"
+        ),
+    );
+    s.kubectl_ok(&["rollout", "resume", "deployment/web"])
+        .unwrap();
+    let rs = eventually(&s, "a replicaset under another name", || {
+        replica_sets(&s, "web").into_iter().next()
+    });
+    assert_eq!(deployment(&s, "web")["status"]["collisionCount"], 1);
+    assert_eq!(
+        rs_name(&rs),
+        format!("web-{}", pod_template_hash(&d["spec"]["template"], Some(1)))
+    );
+    // The other one is untouched.
+    let other = get_json(&s, &["rs", &format!("web-{hash}")]);
+    assert!(other["metadata"]["ownerReferences"].is_null());
+}
