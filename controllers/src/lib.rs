@@ -1,4 +1,4 @@
-//! The control loops (today the namespace, service account, root CA publisher, resource quota and Deployment controllers, and the scheduler; ReplicaSet and the garbage collector follow) and the runtime they share: an API client, one service-account identity per controller, shared informers, work queues and the reconcile contract. Controllers read through the informers' caches and write through the API, as any client does.
+//! The control loops (today the namespace, service account, root CA publisher and resource quota controllers, and the scheduler; Deployment, ReplicaSet and the garbage collector follow) and the runtime they share: an API client, one service-account identity per controller, shared informers, work queues and the reconcile contract. Controllers read through the informers' caches and write through the API, as any client does.
 
 pub mod client;
 pub mod controller;
