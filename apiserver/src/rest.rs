@@ -1341,6 +1341,12 @@ impl Rest {
                     Some(status) => object["status"] = status.clone(),
                     None => drop(object.as_object_mut().map(|o| o.remove("status"))),
                 }
+                for field in r.strategy.status_metadata() {
+                    match wanted.pointer(&format!("/metadata/{field}")) {
+                        Some(v) => object::set_meta(&mut object, field, v.clone()),
+                        None => object::remove_meta(&mut object, field),
+                    }
+                }
                 object
             } else {
                 let mut object = wanted;

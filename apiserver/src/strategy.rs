@@ -48,6 +48,12 @@ pub trait Strategy: Sync + std::fmt::Debug {
     fn prepare_update(&self, _old: &Value, object: &mut Value) -> ApiResult<()> {
         self.prepare_create(object)
     }
+
+    /// The `metadata` fields a write to `/status` changes besides the status (none by
+    /// default: the stored ones are kept).
+    fn status_metadata(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
 /// No special behaviour.

@@ -722,6 +722,13 @@ impl Strategy for Deployments {
             || old.pointer("/metadata/annotations") != new.pointer("/metadata/annotations")
     }
 
+    /// Upstream's deployment status strategy resets only the spec and the labels: the
+    /// deployment controller records `deployment.kubernetes.io/revision` with its status
+    /// write, which leaves the generation alone.
+    fn status_metadata(&self) -> &'static [&'static str] {
+        &["annotations"]
+    }
+
     fn prepare_create(&self, object: &mut Value) -> ApiResult<()> {
         default_deployment(object);
         object["status"] = json!({});

@@ -1,8 +1,9 @@
-//! The control loops (namespace, service account, root CA publisher, resource quota, ReplicaSet and ReplicationController, taint eviction, node IPAM, garbage collector; the scheduler) and the runtime they share: an API client, one service-account identity per controller, shared informers, work queues and the reconcile contract. Controllers read through the informers' caches and write through the API, as any client does.
+//! The control loops (namespace, service account, root CA publisher, resource quota, Deployment, ReplicaSet and ReplicationController, taint eviction, node IPAM, garbage collector; the scheduler) and the runtime they share: an API client, one service-account identity per controller, shared informers, work queues and the reconcile contract. Controllers read through the informers' caches and write through the API, as any client does.
 
 pub mod client;
 pub mod controller;
 pub mod credentials;
+pub mod deployment;
 pub mod events;
 pub mod garbagecollector;
 pub mod informer;
@@ -234,6 +235,15 @@ async fn start_controllers(
         async move {
             quotas.run(shutdown).await;
             "resourcequota"
+        }
+    });
+    let deployments =
+        deployment::DeploymentController::new(client("deployment-controller").await?, informers);
+    controllers.spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            deployments.run(shutdown).await;
+            "deployment"
         }
     });
     for kind in [
