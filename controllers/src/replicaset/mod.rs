@@ -379,7 +379,23 @@ impl ReplicaSetController {
                 .and_then(Value::as_u64)
                 .unwrap_or(0),
         );
-        let status = self.status(&owner, &owned, manage.as_ref().err(), min_ready);
+        let uid = str_at(&owner, "/metadata/uid");
+        let terminating = self
+            .pods
+            .list_namespace(namespace)
+            .iter()
+            .filter(|p| {
+                p.pointer("/metadata/deletionTimestamp").is_some()
+                    && !matches!(str_at(p, "/status/phase"), "Succeeded" | "Failed")
+                    && controller_ref(p).is_some_and(|r| str_at(r, "/uid") == uid)
+            })
+            .count();
+        let mut status = self.status(&owner, &owned, manage.as_ref().err(), min_ready);
+        // 1.35's DeploymentReplicaSetTerminatingReplicas: pods on their way out (ReplicaSets
+        // only; ReplicationControllers have no such field).
+        if self.kind.kind == "ReplicaSet" {
+            status["terminatingReplicas"] = json!(terminating);
+        }
         self.update_status(key, &owner, status.clone()).await?;
         manage?;
         let replicas = status["replicas"].as_i64().unwrap_or(0);
