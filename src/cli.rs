@@ -73,6 +73,13 @@ pub struct ServerArgs {
     /// Do not run the embedded agent (no pods run on this machine).
     #[arg(long)]
     pub disable_agent: bool,
+    /// Do not run the controllers (as k3s's flag of the same name): the API alone, for
+    /// debugging and API tests.
+    #[arg(long)]
+    pub disable_controller_manager: bool,
+    /// Do not run the scheduler (as k3s's flag of the same name).
+    #[arg(long)]
+    pub disable_scheduler: bool,
     /// This machine's node name (defaults to the host name).
     #[arg(long, env = "K1S_NODE_NAME")]
     pub node_name: Option<String>,

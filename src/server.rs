@@ -80,6 +80,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let controllers = match controllers_client(&api) {
+        _ if args.disable_controller_manager => tokio::spawn(std::future::ready(Ok(()))),
         Ok(config) => tokio::spawn(k1s_controllers::run_with(
             config,
             k1s_controllers::Options {
@@ -98,6 +99,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         identity: leader_identity(&args.data_dir),
     };
     let scheduler = match component_client(&api, "system:kube-scheduler", "kube-scheduler") {
+        _ if args.disable_scheduler => tokio::spawn(std::future::ready(Ok(()))),
         Ok(config) => tokio::spawn(k1s_controllers::scheduler::run(
             config,
             scheduler_options,

@@ -54,7 +54,10 @@ impl Server {
             log,
         };
         server.wait_for_log("k1s server running", Duration::from_secs(30))?;
-        server.wait_for_root_ca()?;
+        // Without controllers nothing publishes the root CA.
+        if !args.contains(&"--disable-controller-manager") {
+            server.wait_for_root_ca()?;
+        }
         Ok(server)
     }
 

@@ -2,9 +2,19 @@
 
 use k1s_tests::Server;
 
+/// A server without controllers or scheduler: these tests are about what the API itself does
+/// with workload objects (status stays as written).
 fn server() -> (tempfile::TempDir, Server) {
     let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start(tmp.path().join("data"), &["--ephemeral"]).unwrap();
+    let server = Server::start(
+        tmp.path().join("data"),
+        &[
+            "--ephemeral",
+            "--disable-controller-manager",
+            "--disable-scheduler",
+        ],
+    )
+    .unwrap();
     (tmp, server)
 }
 
