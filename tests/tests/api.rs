@@ -1209,7 +1209,13 @@ fn metadata_is_validated_as_upstream() {
 
 #[test]
 fn propagation_policies_are_recorded_as_finalizers() {
-    let (_tmp, s) = server();
+    // Without controllers: the garbage collector would act on the finalizers at once.
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        tmp.path().join("data"),
+        &["--ephemeral", "--disable-controller-manager"],
+    )
+    .unwrap();
     for name in ["orphaned", "foreground", "background"] {
         s.kubectl_ok(&["create", "configmap", name]).unwrap();
     }

@@ -331,6 +331,43 @@ fn a_burst_never_overcommits_a_node() {
                 .replace("  containers: [{name: c, image: busybox}]\n", "")
         })
         .collect();
+    // Every binding as a watch sees it: no node may ever hold more than fits.
+    let mut watch = s
+        .kubectl()
+        .args([
+            "get",
+            "pods",
+            "-w",
+            "-o",
+            "jsonpath={.metadata.name} {.spec.nodeName}{\"\\n\"}",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = watch.stdout.take().unwrap();
+    let watcher = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut node_of = std::collections::HashMap::<String, String>::new();
+        let mut per_node = std::collections::HashMap::<String, usize>::new();
+        let mut most = 0;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let mut parts = line.split_whitespace();
+            let (Some(pod), Some(node)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            if node_of.insert(pod.to_string(), node.to_string()).is_none() {
+                let count = per_node.entry(node.to_string()).or_default();
+                *count += 1;
+                most = most.max(*count);
+                assert!(*count <= 33, "{node} over-committed with {count} pods");
+            }
+            if node_of.len() == 330 {
+                break;
+            }
+        }
+        (node_of.len(), most)
+    });
     apply(&s, dir, "pods.yaml", &pods);
     let counts = eventually("the burst to settle", Duration::from_secs(120), || {
         let out = s.kubectl_ok(&["get", "pods", "-o", "json"]).unwrap();
@@ -363,6 +400,9 @@ fn a_burst_never_overcommits_a_node() {
     for (node, count) in counts {
         assert_eq!(count, 33, "{node}");
     }
+    let (seen, most) = watcher.join().expect("no node over-committed on the watch");
+    let _ = watch.kill();
+    assert_eq!((seen, most), (330, 33));
 }
 
 #[test]
