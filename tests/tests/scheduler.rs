@@ -402,6 +402,7 @@ fn a_burst_never_overcommits_a_node() {
     }
     let (seen, most) = watcher.join().expect("no node over-committed on the watch");
     let _ = watch.kill();
+    let _ = watch.wait();
     assert_eq!((seen, most), (330, 33));
 }
 
