@@ -1,4 +1,4 @@
-//! The scheduler as kubectl users meet it: placement by nodeSelector, node affinity, pod affinity and anti-affinity, taints and tolerations, resources, upstream's FailedScheduling messages, a burst that never over-commits a node, and priority preemption. Nodes are Node objects registered through the API (no pods run).
+//! The scheduler as kubectl users meet it: placement by nodeSelector, node affinity, pod affinity and anti-affinity, taints and tolerations (and NoExecute eviction), resources, upstream's FailedScheduling messages, a burst that never over-commits a node, and priority preemption. Placement and taints run on simulated nodes; the burst and preemption tests register Node objects through the API (no node finishes deletes there, so the test does).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -80,21 +80,47 @@ fn unschedulable(s: &Server, pod: &str) -> String {
     message
 }
 
-fn three_nodes(s: &Server, dir: &Path) {
-    let nodes = [
-        node_yaml("n1", ", nodeenv: pro", "4", "8Gi"),
-        node_yaml("n2", ", nodeenv: test", "4", "8Gi"),
-        node_yaml("n3", "", "4", "8Gi"),
-    ]
-    .concat();
-    apply(s, dir, "nodes.yaml", &nodes);
+/// Three simulated nodes n0 (nodeenv=pro), n1 (nodeenv=test) and n2, 4 CPUs and 8 GiB each.
+fn three_nodes(s: &Server) {
+    eventually("3 simulated nodes", Duration::from_secs(30), || {
+        let out = s
+            .kubectl_ok(&[
+                "get",
+                "nodes",
+                "-o",
+                "jsonpath={range .items[*]}{.spec.podCIDR} {end}",
+            ])
+            .unwrap();
+        (out.split_whitespace().count() == 3).then_some(())
+    });
+    s.kubectl_ok(&["label", "node", "n0", "nodeenv=pro"])
+        .unwrap();
+    s.kubectl_ok(&["label", "node", "n1", "nodeenv=test"])
+        .unwrap();
+}
+
+/// A server with three simulated nodes (`three_nodes`); pods on them run after 100 ms and a
+/// graceful delete is finished after `delete_delay`.
+fn simulated(delete_delay: &str) -> (tempfile::TempDir, Server) {
+    server(&[
+        "--simulated-nodes",
+        "3",
+        "--simulated-node-prefix",
+        "n",
+        "--simulated-node-capacity",
+        "cpu=4,memory=8Gi,pods=110",
+        "--simulated-pod-start-delay",
+        "100ms",
+        "--simulated-pod-delete-delay",
+        delete_delay,
+    ])
 }
 
 #[test]
 fn selectors_and_affinity_place_pods() {
-    let (tmp, s) = server(&[]);
+    let (tmp, s) = simulated("1s");
     let dir = tmp.path();
-    three_nodes(&s, dir);
+    three_nodes(&s);
 
     // A pod naming a node that does not exist is not the scheduler's: it stays Pending.
     apply(
@@ -121,7 +147,7 @@ fn selectors_and_affinity_place_pods() {
         "pro.yaml",
         &pod_yaml("pro", "", "  nodeSelector: {nodeenv: pro}\n"),
     );
-    assert_eq!(bound(&s, "pro"), "n1");
+    assert_eq!(bound(&s, "pro"), "n0");
     apply(
         &s,
         dir,
@@ -145,7 +171,7 @@ fn selectors_and_affinity_place_pods() {
             "jsonpath={.items[0].message}",
         ])
         .unwrap();
-    assert_eq!(scheduled, "Successfully assigned default/pro to n1");
+    assert_eq!(scheduled, "Successfully assigned default/pro to n0");
 
     // Required node affinity: Pending until a node gets the label.
     let required = "  affinity:\n    nodeAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n        nodeSelectorTerms:\n        - matchExpressions: [{key: nodeenv, operator: In, values: [xxx, yyy]}]\n";
@@ -156,9 +182,9 @@ fn selectors_and_affinity_place_pods() {
         &pod_yaml("required", "", required),
     );
     unschedulable(&s, "required");
-    s.kubectl_ok(&["label", "node", "n3", "nodeenv=yyy"])
+    s.kubectl_ok(&["label", "node", "n2", "nodeenv=yyy"])
         .unwrap();
-    assert_eq!(bound(&s, "required"), "n3");
+    assert_eq!(bound(&s, "required"), "n2");
     // A preferred term no node matches does not stop scheduling.
     let preferred = "  affinity:\n    nodeAffinity:\n      preferredDuringSchedulingIgnoredDuringExecution:\n      - weight: 1\n        preference:\n          matchExpressions: [{key: nodeenv, operator: In, values: [zzz]}]\n";
     apply(
@@ -176,7 +202,7 @@ fn selectors_and_affinity_place_pods() {
         "web.yaml",
         &pod_yaml("web", "podenv: pro", "  nodeSelector: {nodeenv: test}\n"),
     );
-    assert_eq!(bound(&s, "web"), "n2");
+    assert_eq!(bound(&s, "web"), "n1");
     let term = "        - labelSelector:\n            matchExpressions: [{key: podenv, operator: In, values: [pro, yyy]}]\n          topologyKey: kubernetes.io/hostname\n";
     apply(
         &s,
@@ -190,7 +216,7 @@ fn selectors_and_affinity_place_pods() {
             ),
         ),
     );
-    assert_eq!(bound(&s, "near"), "n2");
+    assert_eq!(bound(&s, "near"), "n1");
     let anti = "        - labelSelector:\n            matchExpressions: [{key: podenv, operator: In, values: [pro]}]\n          topologyKey: kubernetes.io/hostname\n";
     for i in 0..4 {
         let name = format!("far{i}");
@@ -206,21 +232,22 @@ fn selectors_and_affinity_place_pods() {
                 ),
             ),
         );
-        assert_ne!(bound(&s, &name), "n2");
+        assert_ne!(bound(&s, &name), "n1");
     }
 }
 
 #[test]
 fn taints_resources_and_their_messages() {
-    let (tmp, s) = server(&[]);
+    // Evicted pods linger for 5 s before their node lets go.
+    let (tmp, s) = simulated("5s");
     let dir = tmp.path();
-    three_nodes(&s, dir);
-    s.kubectl_ok(&["cordon", "n2", "n3"]).unwrap();
-    s.kubectl_ok(&["taint", "node", "n1", "tag=test:PreferNoSchedule"])
+    three_nodes(&s);
+    s.kubectl_ok(&["cordon", "n1", "n2"]).unwrap();
+    s.kubectl_ok(&["taint", "node", "n0", "tag=test:PreferNoSchedule"])
         .unwrap();
     apply(&s, dir, "a.yaml", &pod_yaml("a", "", ""));
-    assert_eq!(bound(&s, "a"), "n1");
-    s.kubectl_ok(&["taint", "node", "n1", "tag=test:NoSchedule"])
+    assert_eq!(bound(&s, "a"), "n0");
+    s.kubectl_ok(&["taint", "node", "n0", "tag=test:NoSchedule"])
         .unwrap();
     apply(&s, dir, "b.yaml", &pod_yaml("b", "", ""));
     assert_eq!(
@@ -230,29 +257,32 @@ fn taints_resources_and_their_messages() {
     let tolerating =
         "  tolerations: [{key: tag, operator: Equal, value: test, effect: NoSchedule}]\n";
     apply(&s, dir, "c.yaml", &pod_yaml("c", "", tolerating));
-    assert_eq!(bound(&s, "c"), "n1");
+    assert_eq!(bound(&s, "c"), "n0");
     // Removing the taint lets the waiting pod in.
-    s.kubectl_ok(&["taint", "node", "n1", "tag=test:NoSchedule-"])
+    s.kubectl_ok(&["taint", "node", "n0", "tag=test:NoSchedule-"])
         .unwrap();
-    assert_eq!(bound(&s, "b"), "n1");
+    assert_eq!(bound(&s, "b"), "n0");
 
     // NoExecute: untolerated pods are evicted at once, a pod tolerating it for 2 s after 2 s.
     let for_a_while =
         "  tolerations: [{key: tag, operator: Exists, effect: NoExecute, tolerationSeconds: 2}]\n";
     apply(&s, dir, "slow.yaml", &pod_yaml("slow", "", for_a_while));
-    assert_eq!(bound(&s, "slow"), "n1");
-    s.kubectl_ok(&["taint", "node", "n1", "tag=test:NoExecute"])
+    assert_eq!(bound(&s, "slow"), "n0");
+    s.kubectl_ok(&["taint", "node", "n0", "tag=test:NoExecute"])
         .unwrap();
+    // Marked for deletion, or already gone (its node finished the delete).
     let deleting = |pod: &str| {
-        !s.kubectl_ok(&[
-            "get",
-            "pod",
-            pod,
-            "-o",
-            "jsonpath={.metadata.deletionTimestamp}",
-        ])
-        .unwrap()
-        .is_empty()
+        let out = s
+            .kubectl_ok(&[
+                "get",
+                "pod",
+                pod,
+                "--ignore-not-found",
+                "-o",
+                "jsonpath={.metadata.name}/{.metadata.deletionTimestamp}",
+            ])
+            .unwrap();
+        out.is_empty() || !out.ends_with('/')
     };
     let started = Instant::now();
     eventually(
@@ -294,10 +324,10 @@ fn taints_resources_and_their_messages() {
     let tolerating =
         "  tolerations: [{key: tag, operator: Equal, value: test, effect: NoExecute}]\n";
     apply(&s, dir, "d.yaml", &pod_yaml("d", "", tolerating));
-    assert_eq!(bound(&s, "d"), "n1");
-    s.kubectl_ok(&["taint", "node", "n1", "tag-"]).unwrap();
+    assert_eq!(bound(&s, "d"), "n0");
+    s.kubectl_ok(&["taint", "node", "n0", "tag-"]).unwrap();
 
-    s.kubectl_ok(&["uncordon", "n2", "n3"]).unwrap();
+    s.kubectl_ok(&["uncordon", "n1", "n2"]).unwrap();
     let huge =
         "  containers: [{name: c, image: busybox, resources: {requests: {memory: 1000Gi}}}]\n";
     let yaml =
