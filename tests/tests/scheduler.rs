@@ -140,6 +140,13 @@ fn selectors_and_affinity_place_pods() {
         ])
         .unwrap();
     assert_eq!(out, "k8s-node3 Pending");
+    // Another scheduler's pod is left alone: no binding, no condition.
+    apply(
+        &s,
+        dir,
+        "other.yaml",
+        &pod_yaml("other", "", "  schedulerName: my-scheduler\n"),
+    );
 
     apply(
         &s,
@@ -172,6 +179,16 @@ fn selectors_and_affinity_place_pods() {
         ])
         .unwrap();
     assert_eq!(scheduled, "Successfully assigned default/pro to n0");
+    let other = s
+        .kubectl_ok(&[
+            "get",
+            "pod",
+            "other",
+            "-o",
+            "jsonpath={.spec.nodeName}|{.status.conditions}",
+        ])
+        .unwrap();
+    assert_eq!(other, "|");
 
     // Required node affinity: Pending until a node gets the label.
     let required = "  affinity:\n    nodeAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n        nodeSelectorTerms:\n        - matchExpressions: [{key: nodeenv, operator: In, values: [xxx, yyy]}]\n";
