@@ -108,6 +108,12 @@ pub struct NodeInfo {
     pub used_ports: Vec<HostPort>,
     /// How many of its pods have pod affinity terms.
     pub affinity_pods: usize,
+    /// Parsed from the Node once, for the filters and scores: labels, taints, cordon, and the
+    /// images it holds (normalised names, size).
+    pub labels: serde_json::Map<String, Value>,
+    pub taints: Vec<Value>,
+    pub unschedulable: bool,
+    pub images: Vec<(Vec<String>, i64)>,
 }
 
 impl NodeInfo {
@@ -117,11 +123,11 @@ impl NodeInfo {
     }
 
     pub fn labels(&self) -> Option<&serde_json::Map<String, Value>> {
-        self.node().pointer("/metadata/labels")?.as_object()
+        Some(&self.labels)
     }
 
     pub fn label(&self, key: &str) -> Option<&str> {
-        self.labels()?.get(key)?.as_str()
+        self.labels.get(key)?.as_str()
     }
 
     pub fn add_pod(&mut self, info: Arc<PodInfo>) {
@@ -148,8 +154,37 @@ impl NodeInfo {
         true
     }
 
-    fn set_node(&mut self, node: Arc<Value>) {
+    pub(crate) fn set_node(&mut self, node: Arc<Value>) {
         self.allocatable = resources::allocatable(&node);
+        let get = |pointer: &str| node.pointer(pointer);
+        self.labels = get("/metadata/labels")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        self.taints = get("/spec/taints")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        self.unschedulable = get("/spec/unschedulable").and_then(Value::as_bool) == Some(true);
+        self.images = get("/status/images")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|image| {
+                let names = image
+                    .get("names")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(super::plugins::normalize_image)
+                    .collect();
+                (
+                    names,
+                    image.get("sizeBytes").and_then(Value::as_i64).unwrap_or(0),
+                )
+            })
+            .collect();
         self.node = Some(node);
     }
 }

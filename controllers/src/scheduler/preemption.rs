@@ -189,10 +189,9 @@ mod tests {
         let n = json!({"metadata": {"name": name}, "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"}}});
         let mut info = NodeInfo {
             name: name.into(),
-            allocatable: super::super::resources::allocatable(&n),
-            node: Some(Arc::new(n)),
             ..NodeInfo::default()
         };
+        info.set_node(Arc::new(n));
         for p in pods {
             let mut p = p.clone();
             p["spec"]["nodeName"] = json!(name);
