@@ -1135,14 +1135,11 @@ fn deleting_a_namespace_leaves_nothing_behind() {
             .then_some(())
     });
     for kind in ["pods", "replicasets", "deployments", "widgets"] {
-        assert!(
-            none(&s, &[kind, "-A"]) || {
-                items(&get_json(&s, &[kind, "-A"]))
-                    .iter()
-                    .all(|o| o["metadata"]["namespace"] != "shop")
-            },
-            "{kind} left in shop"
-        );
+        let left: Vec<Value> = items(&get_json(&s, &[kind, "-A"]))
+            .into_iter()
+            .filter(|o| o["metadata"]["namespace"] == "shop")
+            .collect();
+        assert!(left.is_empty(), "{kind} left in shop: {left:?}");
     }
 }
 
