@@ -785,6 +785,30 @@ fn scaling_mid_rollout_is_proportional() {
 }
 
 #[test]
+fn rolling_update_without_surge_stays_within_unavailability() {
+    let (tmp, s) = server();
+    let manifest = |image: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: nosurge\nspec:\n  replicas: 6\n  strategy:\n    rollingUpdate: {{maxSurge: 0, maxUnavailable: 34%}}\n  selector:\n    matchLabels: {{app: nosurge}}\n  template:\n    metadata:\n      labels: {{app: nosurge}}\n    spec:\n      containers: [{{name: c, image: \"{image}\"}}]\n"
+        )
+    };
+    apply(&s, &tmp, &manifest("busybox:1"));
+    let first = rolled_out(&s, "nosurge", 6);
+    // 34% of 6 rounds down to 2: old pods go two at a time before new ones come.
+    let watch = Rollout::watch(&s, "nosurge", 6);
+    apply(&s, &tmp, &manifest("busybox:2"));
+    let second = rolled_out(&s, "nosurge", 6);
+    assert_ne!(name(&second), name(&first));
+    watch.check(&s, &second, 6, 0, 2);
+    let note = format!(
+        "ScalingReplicaSet Scaled down replica set {} from 6 to 4",
+        name(&first)
+    );
+    let notes = event_notes(&s, "deployment-controller", "nosurge");
+    assert!(notes.contains(&note), "{note} not in {notes:?}");
+}
+
+#[test]
 fn revision_history_limit_deletes_old_replica_sets() {
     let (_tmp, s) = server();
     s.kubectl_ok(&[
