@@ -77,6 +77,9 @@ pub struct DeploymentController {
     pods: Informer,
     queue: WorkQueue,
     recorder: Recorder,
+    /// The generation of each ReplicaSet (by uid) as this controller last wrote it, until its
+    /// informer has caught up.
+    written: parking_lot::Mutex<HashMap<String, i64>>,
 }
 
 impl std::fmt::Debug for DeploymentController {
@@ -232,6 +235,7 @@ impl DeploymentController {
             replica_sets: rs_informer,
             pods: pod_informer,
             queue,
+            written: parking_lot::Mutex::default(),
         })
     }
 
@@ -318,10 +322,31 @@ impl DeploymentController {
     }
 
     async fn update_rs(&self, rs: &Value) -> Result<Value> {
-        self.client
+        let updated = self
+            .client
             .update(&replica_sets(), Some(namespace(rs)), name(rs), rs)
             .await
-            .map_err(Self::api_error("update", "replicaset", rs))
+            .map_err(Self::api_error("update", "replicaset", rs))?;
+        self.written
+            .lock()
+            .insert(uid(&updated).to_string(), generation(&updated));
+        Ok(updated)
+    }
+
+    /// Whether the informer holds every ReplicaSet of `rss` as this controller last wrote it.
+    fn cache_current(&self, rss: &[&Value]) -> bool {
+        let mut written = self.written.lock();
+        let mut current = true;
+        for rs in rss {
+            if let Some(&wrote) = written.get(uid(rs)) {
+                if generation(rs) >= wrote {
+                    written.remove(uid(rs));
+                } else {
+                    current = false;
+                }
+            }
+        }
+        current
     }
 
     /// upstream's `scaleReplicaSetAndRecordEvent`: whether it scaled, and the ReplicaSet now.
@@ -884,10 +909,21 @@ impl DeploymentController {
 
     /// upstream's `rolloutRolling`.
     async fn rollout_rolling(&self, d: &mut Value, rss: &mut Vec<Value>) -> Result<Action> {
+        // k1s takes a step only once the ReplicaSets' controller has acted on the last one:
+        // upstream reads their spec and status as current, and a stale one (the informer not yet
+        // holding this controller's last write, or a status from before the last resize) lets
+        // the pods go over maxSurge or under maxUnavailable for a moment. The ReplicaSets'
+        // events bring the Deployment back.
+        if !self.cache_current(&rss.iter().collect::<Vec<_>>()) {
+            return Ok(Action::Done);
+        }
         let (new, mut old) = self.all_replica_sets(d, rss, true).await?;
         let Some(mut new) = new else {
             return Ok(Action::Done);
         };
+        if !old.iter().chain(std::iter::once(&new)).all(status_current) {
+            return self.sync_rollout_status(d, Some(&new), &old).await;
+        }
         // Scale up, if we can.
         if replicas(&new) != replicas(d) {
             let size = if replicas(&new) > replicas(d) {

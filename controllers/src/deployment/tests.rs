@@ -668,3 +668,25 @@ fn pause_and_resume_conditions() {
     d["spec"]["paused"] = json!(true);
     assert!(paused_condition(&d, now()).is_none());
 }
+
+#[test]
+fn a_replica_set_status_is_current_once_its_controller_acted_on_the_spec() {
+    let rs = |generation: i64, spec: i64, observed: i64, status: i64| {
+        json!({
+            "metadata": {"generation": generation},
+            "spec": {"replicas": spec},
+            "status": {"observedGeneration": observed, "replicas": status},
+        })
+    };
+    assert!(status_current(&rs(2, 3, 2, 3)));
+    // Scaled up: the pods still to come do not matter.
+    assert!(status_current(&rs(2, 3, 2, 1)));
+    // Resized and not yet seen.
+    assert!(!status_current(&rs(3, 2, 2, 3)));
+    // Seen, but still counting a pod it is deleting.
+    assert!(!status_current(&rs(3, 2, 3, 3)));
+    // A ReplicaSet being deleted is left to the garbage collector.
+    let mut deleted = rs(3, 2, 2, 3);
+    deleted["metadata"]["deletionTimestamp"] = json!("2026-01-01T12:00:00Z");
+    assert!(status_current(&deleted));
+}

@@ -121,6 +121,14 @@ pub fn observed_generation(v: &Value) -> i64 {
     int_at(v, "/status/observedGeneration").unwrap_or(0)
 }
 
+/// Whether a ReplicaSet's status reflects its spec: its controller has observed its
+/// generation and no longer counts pods it is to remove (a ReplicaSet being deleted counts as
+/// current: its controller leaves it to the garbage collector).
+pub fn status_current(rs: &Value) -> bool {
+    deleting(rs)
+        || (observed_generation(rs) >= generation(rs) && status_replicas(rs) <= replicas(rs))
+}
+
 pub fn paused(d: &Value) -> bool {
     d.pointer("/spec/paused").and_then(Value::as_bool) == Some(true)
 }
