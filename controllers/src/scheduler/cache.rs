@@ -18,19 +18,23 @@ pub struct PodInfo {
     pub priority: i64,
     /// Whether it has pod affinity or anti-affinity terms (that other pods' cycles check).
     pub has_affinity: bool,
+    /// Those terms, parsed once.
+    pub terms: Option<super::plugins::PodTerms>,
 }
 
 impl PodInfo {
     pub fn new(pod: Arc<Value>) -> PodInfo {
+        let has_affinity = ["podAffinity", "podAntiAffinity"].iter().any(|k| {
+            pod.pointer(&format!("/spec/affinity/{k}"))
+                .is_some_and(|v| !v.is_null())
+        });
         PodInfo {
             key: key_of(&pod).unwrap_or_default(),
             requests: resources::pod_requests(&pod, false),
             non_zero: resources::pod_requests(&pod, true),
             priority: priority(&pod),
-            has_affinity: ["podAffinity", "podAntiAffinity"].iter().any(|k| {
-                pod.pointer(&format!("/spec/affinity/{k}"))
-                    .is_some_and(|v| !v.is_null())
-            }),
+            has_affinity,
+            terms: has_affinity.then(|| super::plugins::PodTerms::of(&pod)),
             pod,
         }
     }

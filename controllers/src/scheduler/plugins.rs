@@ -160,7 +160,7 @@ fn taint_text(taint: &Value) -> String {
 
 /// A pod affinity term, resolved against the pod that carries it.
 #[derive(Debug)]
-struct Term {
+pub struct Term {
     topology_key: String,
     selector: Value,
     /// Namespaces named; `None` with `all_namespaces` false means the carrier's own.
@@ -255,7 +255,55 @@ const PREFERRED_AFFINITY: &str =
 const PREFERRED_ANTI: &str =
     "/spec/affinity/podAntiAffinity/preferredDuringSchedulingIgnoredDuringExecution";
 
-type TopologyCounts = HashMap<(String, String), i64>;
+/// Counts per topology key, then per value (looked up without allocating).
+type TopologyCounts = HashMap<String, HashMap<String, i64>>;
+
+fn bump(counts: &mut TopologyCounts, node: &NodeInfo, key: &str, by: i64) {
+    if let Some(value) = node.label(key) {
+        *counts
+            .entry(key.to_string())
+            .or_default()
+            .entry(value.to_string())
+            .or_default() += by;
+    }
+}
+
+/// The count for the node's own value of `key` (0 when it has none).
+fn count_at(counts: &TopologyCounts, node: &NodeInfo, key: &str) -> i64 {
+    node.label(key)
+        .and_then(|value| counts.get(key)?.get(value))
+        .copied()
+        .unwrap_or(0)
+}
+
+/// The sum over every key of the node's own value's count.
+fn sum_at(counts: &TopologyCounts, node: &NodeInfo) -> i64 {
+    counts
+        .iter()
+        .filter_map(|(key, values)| values.get(node.label(key)?))
+        .sum()
+}
+
+/// A pod's own affinity terms, parsed once when it is counted on a node (what other pods'
+/// cycles check against them).
+#[derive(Debug, Default)]
+pub struct PodTerms {
+    required_affinity: Vec<Term>,
+    required_anti: Vec<Term>,
+    preferred_affinity: Vec<Term>,
+    preferred_anti: Vec<Term>,
+}
+
+impl PodTerms {
+    pub fn of(pod: &Value) -> PodTerms {
+        PodTerms {
+            required_affinity: terms(pod, REQUIRED_AFFINITY, false),
+            required_anti: terms(pod, REQUIRED_ANTI, false),
+            preferred_affinity: terms(pod, PREFERRED_AFFINITY, true),
+            preferred_anti: terms(pod, PREFERRED_ANTI, true),
+        }
+    }
+}
 
 /// One topology spread constraint with its counts.
 #[derive(Debug)]
@@ -296,10 +344,6 @@ pub struct Cycle {
     required_terms: Option<Vec<Value>>,
     preferred_terms: Vec<(i64, Value)>,
     images: Vec<String>,
-}
-
-fn pair(node: &NodeInfo, key: &str) -> Option<(String, String)> {
-    node.label(key).map(|v| (key.to_string(), v.to_string()))
 }
 
 impl Cycle {
@@ -343,51 +387,51 @@ impl Cycle {
                     for (i, term) in affinity.iter().enumerate() {
                         if term.matches(existing, namespace_labels) {
                             affinity_any[i] = true;
-                            if let Some(p) = pair(node, &term.topology_key) {
-                                *affinity_counts[i].entry(p).or_default() += 1;
-                            }
+                            bump(&mut affinity_counts[i], node, &term.topology_key, 1);
                         }
                     }
                     for term in &anti_affinity {
-                        if term.matches(existing, namespace_labels)
-                            && let Some(p) = pair(node, &term.topology_key)
-                        {
-                            *anti_counts.entry(p).or_default() += 1;
+                        if term.matches(existing, namespace_labels) {
+                            bump(&mut anti_counts, node, &term.topology_key, 1);
                         }
                     }
                     for (terms, sign) in [(&preferred, 1), (&preferred_anti, -1)] {
                         for term in terms.iter() {
-                            if term.matches(existing, namespace_labels)
-                                && let Some(p) = pair(node, &term.topology_key)
-                            {
-                                *preferred_affinity.entry(p).or_default() += sign * term.weight;
+                            if term.matches(existing, namespace_labels) {
+                                bump(
+                                    &mut preferred_affinity,
+                                    node,
+                                    &term.topology_key,
+                                    sign * term.weight,
+                                );
                             }
                         }
                     }
                 }
-                // Existing pods' terms about the incoming pod (symmetry).
-                if !existing.has_affinity {
+                // Existing pods' terms about the incoming pod (symmetry), parsed once per pod.
+                let Some(theirs) = &existing.terms else {
                     continue;
-                }
-                for term in terms(&existing.pod, REQUIRED_ANTI, false) {
-                    if term.matches(&info, namespace_labels)
-                        && let Some(p) = pair(node, &term.topology_key)
-                    {
-                        *existing_anti_counts.entry(p).or_default() += 1;
+                };
+                for term in &theirs.required_anti {
+                    if term.matches(&info, namespace_labels) {
+                        bump(&mut existing_anti_counts, node, &term.topology_key, 1);
                     }
                 }
                 // Existing pods' required affinity counts with weight 1 (upstream's
                 // hardPodAffinityWeight), their preferred terms with theirs.
-                for (pointer, weighted, sign) in [
-                    (REQUIRED_AFFINITY, false, 1),
-                    (PREFERRED_AFFINITY, true, 1),
-                    (PREFERRED_ANTI, true, -1),
+                for (terms, sign) in [
+                    (&theirs.required_affinity, 1),
+                    (&theirs.preferred_affinity, 1),
+                    (&theirs.preferred_anti, -1),
                 ] {
-                    for term in terms(&existing.pod, pointer, weighted) {
-                        if term.matches(&info, namespace_labels)
-                            && let Some(p) = pair(node, &term.topology_key)
-                        {
-                            *preferred_affinity.entry(p).or_default() += sign * term.weight;
+                    for term in terms {
+                        if term.matches(&info, namespace_labels) {
+                            bump(
+                                &mut preferred_affinity,
+                                node,
+                                &term.topology_key,
+                                sign * term.weight,
+                            );
                         }
                     }
                 }
@@ -562,16 +606,18 @@ impl Cycle {
 
     fn inter_pod_affinity(&self, node: &NodeInfo) -> Result<(), Failure> {
         // Existing pods' anti-affinity towards this pod.
-        for ((key, value), count) in &self.existing_anti_counts {
-            if *count > 0 && node.label(key) == Some(value) {
-                return fail(Code::Unschedulable, ERR_EXISTING_ANTI_AFFINITY);
-            }
+        if self
+            .existing_anti_counts
+            .keys()
+            .any(|key| count_at(&self.existing_anti_counts, node, key) > 0)
+        {
+            return fail(Code::Unschedulable, ERR_EXISTING_ANTI_AFFINITY);
         }
         for (i, term) in self.affinity.iter().enumerate() {
-            let Some(p) = pair(node, &term.topology_key) else {
+            if node.label(&term.topology_key).is_none() {
                 return fail(Code::Unresolvable, ERR_AFFINITY);
-            };
-            if self.affinity_counts[i].get(&p).copied().unwrap_or(0) > 0 {
+            }
+            if count_at(&self.affinity_counts[i], node, &term.topology_key) > 0 {
                 continue;
             }
             // No pod matches the term anywhere: the first of a self-affine set may start.
@@ -585,9 +631,7 @@ impl Cycle {
             }
         }
         for term in &self.anti_affinity {
-            if let Some(p) = pair(node, &term.topology_key)
-                && self.anti_counts.get(&p).copied().unwrap_or(0) > 0
-            {
+            if count_at(&self.anti_counts, node, &term.topology_key) > 0 {
                 return fail(Code::Unschedulable, ERR_ANTI_AFFINITY);
             }
         }
@@ -686,11 +730,7 @@ impl Cycle {
     }
 
     fn preferred_pod_affinity(&self, node: &NodeInfo) -> i64 {
-        self.preferred_affinity
-            .iter()
-            .filter(|((key, value), _)| node.label(key) == Some(value))
-            .map(|(_, score)| *score)
-            .sum()
+        sum_at(&self.preferred_affinity, node)
     }
 
     fn preferred_node_affinity(&self, node: &NodeInfo) -> i64 {
