@@ -20,6 +20,10 @@ pub struct PodInfo {
     pub has_affinity: bool,
     /// Those terms, parsed once.
     pub terms: Option<super::plugins::PodTerms>,
+    /// Its namespace and labels, copied once (affinity and spread look at them for every pod
+    /// of every cycle).
+    namespace: String,
+    labels: serde_json::Map<String, Value>,
 }
 
 impl PodInfo {
@@ -35,17 +39,26 @@ impl PodInfo {
             priority: priority(&pod),
             has_affinity,
             terms: has_affinity.then(|| super::plugins::PodTerms::of(&pod)),
+            namespace: PodInfo::namespace_of(&pod).to_string(),
+            labels: pod
+                .pointer("/metadata/labels")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default(),
             pod,
         }
     }
 
     pub fn labels(&self) -> Option<&serde_json::Map<String, Value>> {
-        self.pod.pointer("/metadata/labels")?.as_object()
+        Some(&self.labels)
     }
 
     pub fn namespace(&self) -> &str {
-        self.pod
-            .pointer("/metadata/namespace")
+        &self.namespace
+    }
+
+    fn namespace_of(pod: &Value) -> &str {
+        pod.pointer("/metadata/namespace")
             .and_then(Value::as_str)
             .unwrap_or("")
     }

@@ -260,6 +260,10 @@ type TopologyCounts = HashMap<String, HashMap<String, i64>>;
 
 fn bump(counts: &mut TopologyCounts, node: &NodeInfo, key: &str, by: i64) {
     if let Some(value) = node.label(key) {
+        if let Some(count) = counts.get_mut(key).and_then(|values| values.get_mut(value)) {
+            *count += by;
+            return;
+        }
         *counts
             .entry(key.to_string())
             .or_default()
@@ -1164,8 +1168,23 @@ mod timing {
                 Arc::new(info)
             })
             .collect();
+        let anti = std::env::var("ANTI").is_ok();
+        let spec = if anti {
+            json!({"containers": [{"name": "c", "image": "busybox"}], "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchLabels": {"app": "anti"}}, "topologyKey": "kubernetes.io/hostname"}]}}})
+        } else {
+            json!({"containers": [{"name": "c", "image": "busybox"}]})
+        };
+        let mut nodes = nodes;
+        if anti {
+            for (i, n) in nodes.iter_mut().enumerate().take(3000) {
+                let mut p = json!({"metadata": {"name": format!("a{i}"), "namespace": "anti", "labels": {"app": "anti"}}, "spec": spec.clone()});
+                p["spec"]["nodeName"] = json!(n.name);
+                Arc::make_mut(n).add_pod(Arc::new(super::super::cache::PodInfo::new(Arc::new(p))));
+            }
+        }
         let pod = Arc::new(
-            json!({"metadata": {"name": "p", "namespace": "default"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
+            json!({"metadata": {"name": "p", "namespace": "anti", "labels": {"app": "anti"}}, "spec": spec}),
         );
         let rounds = 200;
         let (mut a, mut b, mut c) = (
