@@ -277,40 +277,31 @@ impl Scheduler {
             let only: Vec<Failure> = failures.iter().map(|(_, f)| f.clone()).collect();
             let hints = only.iter().fold(0, |h, f| h | failure_hint(f));
             let outcome = preemption::preempt(&cycle, &snapshot, &failures, &self.pdbs.list());
-            match outcome {
+            let (message, nominated, hints) = match outcome {
                 preemption::Outcome::Nominated { node, victims } => {
-                    let message = fit_message(total, &only, None);
                     self.preempt(&pod, &node, &victims).await;
                     // Its victims leaving is what it waits for.
-                    self.record_failure_nominated(
-                        &pod,
-                        key,
-                        cycle_number,
-                        &message,
-                        Some(&node),
-                        hints | hint::POD_DELETED,
-                    )
-                    .await;
+                    let message = fit_message(total, &only, None);
+                    (message, Some(node), hints | hint::POD_DELETED)
                 }
                 preemption::Outcome::Waiting(post) => {
-                    let message = fit_message(total, &only, Some(&post));
                     let node = str_at(&pod, "/status/nominatedNodeName").to_string();
-                    self.record_failure_nominated(
-                        &pod,
-                        key,
-                        cycle_number,
-                        &message,
-                        Some(&node),
-                        hints | hint::POD_DELETED,
-                    )
-                    .await;
+                    let message = fit_message(total, &only, Some(&post));
+                    (message, Some(node), hints | hint::POD_DELETED)
                 }
                 preemption::Outcome::Failed(post) => {
-                    let message = fit_message(total, &only, Some(&post));
-                    self.record_failure(&pod, key, cycle_number, &message, hints)
-                        .await;
+                    (fit_message(total, &only, Some(&post)), None, hints)
                 }
-            }
+            };
+            self.record_failure_nominated(
+                &pod,
+                key,
+                cycle_number,
+                &message,
+                nominated.as_deref(),
+                hints,
+            )
+            .await;
             return;
         }
         let chosen = if feasible.len() == 1 {
