@@ -108,13 +108,16 @@ impl ClientBuilder {
         let issued = loop {
             match issue(&self.core, service_account).await {
                 Ok(issued) => break issued,
-                Err(e) if attempt < START_ATTEMPTS => {
+                Err(e) if attempt < START_ATTEMPTS && !self.shutdown.is_cancelled() => {
                     tracing::info!(
                         service_account,
                         error = %crate::error_chain(&e),
                         "cannot get a token yet; retrying"
                     );
-                    tokio::time::sleep(wait).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.shutdown.cancelled() => {}
+                    }
                     wait = (wait * 2).min(RETRY_MAX);
                     attempt += 1;
                 }

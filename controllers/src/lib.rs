@@ -159,10 +159,12 @@ pub async fn run_with(
         match start_controllers(&builder, &informers, &config, &options, &shutdown).await {
             Ok(controllers) => controllers,
             Err(e) => {
+                // Failing to start because the server is stopping is a clean stop.
+                let stopping = shutdown.is_cancelled();
                 shutdown.cancel();
                 informers.stopped().await;
                 builder.stopped().await;
-                return Err(e);
+                return if stopping { Ok(()) } else { Err(e) };
             }
         };
     tracing::info!(server = %config.server, "controllers started");

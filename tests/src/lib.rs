@@ -199,6 +199,9 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.try_wait()? {
+                if !status.success() {
+                    eprintln!("--- k1s server log ({status}) ---\n{}", self.log());
+                }
                 return Ok(status);
             }
             if Instant::now() > deadline {
